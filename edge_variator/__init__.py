@@ -1,0 +1,1 @@
+"""edge-variator: compress pre-trained Transformer encoders for phones."""

@@ -1,0 +1,46 @@
+"""Analytic cost of one example: FLOPs by component as a function of sequence length, and sizes.
+
+A multiply-accumulate counts 2 FLOPs; LayerNorm, softmax, GELU and embedding lookups are left
+out (under 1% at these shapes). Later stages add their own terms (plugins, exits) on top.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from edge_variator.encoder import EncoderConfig
+
+
+def linear_flops(tokens: int, fan_in: int, fan_out: int) -> int:
+    return 2 * tokens * fan_in * fan_out
+
+
+def attention_flops(config: EncoderConfig, seq: int) -> int:
+    """Q, K, V and output projections, plus scores and the weighted sum over all heads."""
+    inner = config.heads * config.head_dim
+    projections = 3 * linear_flops(seq, config.hidden, inner) + linear_flops(seq, inner, config.hidden)
+    return projections + 2 * (2 * seq * seq * inner)
+
+
+def ffn_flops(config: EncoderConfig, tokens: int) -> int:
+    """The FFN on `tokens` vectors (a compression plugin runs it on seq / k of them)."""
+    return linear_flops(tokens, config.hidden, config.intermediate) + linear_flops(
+        tokens, config.intermediate, config.hidden
+    )
+
+
+def encoder_flops(config: EncoderConfig, seq: int, num_labels: int = 2) -> dict[str, int]:
+    """FLOPs per example of `seq` tokens, by component, and their total."""
+    flops = {
+        "embeddings": 0,  # lookups and one LayerNorm
+        "attention": config.layers * attention_flops(config, seq),
+        "ffn": config.layers * ffn_flops(config, seq),
+        "pooler": linear_flops(1, config.hidden, config.hidden),
+        "classifier": linear_flops(1, config.hidden, num_labels),
+    }
+    flops["total"] = sum(flops.values())
+    return flops
+
+
+def parameter_count(module: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)

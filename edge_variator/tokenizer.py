@@ -1,0 +1,104 @@
+"""Tokenization with the model folder's own fast tokenizer, padded the way exported graphs need.
+
+Exported layer methods take a sequence length that is a multiple of 8 (the largest plugin ratio)
+and at least 16 (see DESIGN.md), so batches are padded to that shape here, once, for every caller.
+Texts past the maximum length are truncated and flagged, never rejected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer
+
+PAD_MULTIPLE = 8  # the largest compression ratio: every ratio then divides the length
+MIN_LENGTH = 16  # a dynamic export dimension of one block of 8 is specialised away
+
+
+class TextError(ValueError):
+    """A text cannot be encoded (empty, or not a string)."""
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # (batch, seq) int64, seq a multiple of PAD_MULTIPLE
+    attention_mask: torch.Tensor  # (batch, seq) int64, 1 for real tokens
+    token_type_ids: torch.Tensor  # (batch, seq) int64, 1 for the second text of a pair
+    truncated: list[bool]  # per text: did it exceed max_length and lose tokens?
+
+    @property
+    def lengths(self) -> list[int]:
+        return self.attention_mask.sum(1).tolist()
+
+
+def padded_length(length: int) -> int:
+    """The shape a sequence of `length` real tokens is padded to."""
+    return max(MIN_LENGTH, -(-length // PAD_MULTIPLE) * PAD_MULTIPLE)
+
+
+class Tokenizer:
+    def __init__(self, model_dir: str | Path, max_length: int = 128):
+        if max_length % PAD_MULTIPLE or max_length < MIN_LENGTH:
+            raise ValueError(
+                f"max_length={max_length} must be a multiple of {PAD_MULTIPLE} and >= {MIN_LENGTH}"
+            )
+        self.hf = AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
+        self.max_length = max_length
+        self.model_dir = Path(model_dir)
+
+    def token_lengths(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[int]:
+        """Untruncated lengths, special tokens included."""
+        encoded = self.hf(list(texts), list(pairs) if pairs else None, add_special_tokens=True,
+                          truncation=False, verbose=False)
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    def __call__(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> Batch:
+        if isinstance(texts, str):
+            raise TextError("pass a list of texts, not a single string")
+        for index, text in enumerate(list(texts) + list(pairs or [])):
+            if not isinstance(text, str):
+                raise TextError(f"text {index} is {type(text).__name__}, not str")
+            if not text.strip():
+                raise TextError(f"text {index} is empty: there is nothing to classify")
+        if pairs is not None and len(pairs) != len(texts):
+            raise TextError(f"{len(texts)} texts but {len(pairs)} pairs")
+        full = self.token_lengths(texts, pairs)
+        encoded = self.hf(
+            list(texts),
+            list(pairs) if pairs else None,
+            truncation=True,
+            max_length=self.max_length,
+            padding="longest",
+            pad_to_multiple_of=PAD_MULTIPLE,
+            return_tensors="pt",
+            return_token_type_ids=True,
+        )
+        batch = Batch(
+            input_ids=encoded["input_ids"],
+            attention_mask=encoded["attention_mask"],
+            token_type_ids=encoded["token_type_ids"],
+            truncated=[length > self.max_length for length in full],
+        )
+        return _pad_to_min_length(batch, self.hf.pad_token_id)
+
+    def save(self, out_dir: str | Path) -> None:
+        self.hf.save_pretrained(str(out_dir))
+
+
+def _pad_to_min_length(batch: Batch, pad_id: int) -> Batch:
+    missing = padded_length(batch.input_ids.shape[1]) - batch.input_ids.shape[1]
+    if missing <= 0:
+        return batch
+
+    def pad(tensor: torch.Tensor, value: int) -> torch.Tensor:
+        return torch.nn.functional.pad(tensor, (0, missing), value=value)
+
+    return Batch(
+        pad(batch.input_ids, pad_id),
+        pad(batch.attention_mask, 0),
+        pad(batch.token_type_ids, 0),
+        batch.truncated,
+    )
