@@ -116,7 +116,8 @@ def finetune(data: TaskData, out_dir: str | Path, config: FinetuneConfig,
     has_pairs = bool(train[0].text_pair)
     lengths = tokenizer.token_lengths([e.text for e in train],
                                       [e.text_pair for e in train] if has_pairs else None)
-    steps_per_epoch = -(-len(train) // (config.batch_size * world))
+    # every rank must take the same number of steps, or DDP's gradient all-reduce hangs
+    steps_per_epoch = len(length_bucketed_batches(lengths, config.batch_size, random.Random(0))) // world
     total_steps = steps_per_epoch * config.epochs
     warmup = max(1, int(config.warmup_fraction * total_steps))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],

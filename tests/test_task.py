@@ -6,8 +6,9 @@ import shutil
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
-from edge_variator.encoder import load_encoder
+from edge_variator.encoder import backbone_sha256, hf_state_dict, load_encoder
 from edge_variator.task import (
     AdapterMismatchError,
     LoRALinear,
@@ -41,8 +42,6 @@ def lora_model(base_dir, seed=0) -> TaskModel:
 
 
 def lora_info(base_dir) -> TaskInfo:
-    from edge_variator.encoder import backbone_sha256
-
     return TaskInfo(kind="lora", labels=LABELS, max_length=32, base=str(base_dir),
                     base_sha256=backbone_sha256(base_dir), lora_rank=4, lora_alpha=8.0,
                     lora_targets=["query", "key", "value", "output", "intermediate"])
@@ -93,9 +92,6 @@ def test_lora_checkpoint_refuses_another_backbone(tiny_bert_dir, tmp_path):
     encoder = load_encoder(base)
     with torch.no_grad():
         encoder.layers[0].ffn.output.bias.add_(1.0)  # the base is retrained in place
-    from edge_variator.encoder import hf_state_dict
-    from safetensors.torch import save_file
-
     save_file(hf_state_dict(encoder), base / "model.safetensors")
     with pytest.raises(AdapterMismatchError, match="trained on backbone sha256"):
         load_task(tmp_path / "adapter")

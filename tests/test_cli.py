@@ -1,0 +1,74 @@
+"""The command line: installed entry point, fine-tune and eval on a user file, the demo, clear errors."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+
+import pytest
+
+from edge_variator.cli import SHIPPED_ADAPTER, main
+
+
+def write_csv(path, rows):
+    with open(path, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["review", "sentiment"])
+        writer.writerows(rows)
+
+
+def test_entry_point_is_installed():
+    result = subprocess.run(["edge-variator", "--help"], capture_output=True, text=True, check=True)
+    for command in ("data", "finetune", "eval", "demo"):
+        assert command in result.stdout
+
+
+def test_data_list_names_every_benchmark(capsys):
+    main(["data", "list"])
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == ["mr", "trec6", "sms_spam", "20ng", "r8"]
+
+
+def test_finetune_then_eval_on_a_user_csv(tiny_bert_dir, tmp_path, capsys):
+    rows = [(f"the film was {word}", label) for word, label in
+            [("great", "pos"), ("awful", "neg"), ("superb", "pos"), ("dreadful", "neg")] * 10]
+    write_csv(tmp_path / "reviews.csv", rows)
+    common = ["--task", str(tmp_path / "reviews.csv"), "--text-column", "review",
+              "--label-column", "sentiment"]
+    main(["finetune", *common, "--out", str(tmp_path / "ft"), "--model", str(tiny_bert_dir),
+          "--epochs", "1", "--max-length", "32"])
+    assert (tmp_path / "ft" / "metrics.json").is_file()
+    main(["eval", str(tmp_path / "ft"), *common, "--split", "test"])
+    out = capsys.readouterr().out
+    assert "reviews.csv test: accuracy" in out and "GFLOPs per example" in out
+
+
+def test_bad_user_file_exits_with_the_reason(tmp_path):
+    write_csv(tmp_path / "one_class.csv", [("fine", "pos"), ("good", "pos"), ("nice", "pos")])
+    with pytest.raises(SystemExit, match="at least two different labels"):
+        main(["finetune", "--task", str(tmp_path / "one_class.csv"), "--text-column", "review",
+              "--label-column", "sentiment", "--out", str(tmp_path / "ft")])
+
+
+def test_demo_reports_the_shipped_adapter_accuracy(capsys):
+    assert (SHIPPED_ADAPTER / "adapter.safetensors").stat().st_size < 5_000_000
+    main(["demo"])
+    out = capsys.readouterr().out
+    accuracy = float(out.split("mr dev: accuracy ")[1].split("%")[0])
+    assert accuracy > 75.0  # a trained adapter; chance is 50
+
+
+def test_finetune_runs_unchanged_under_torchrun(tiny_bert_dir, tmp_path):
+    """Two CPU processes (gloo): same command, rank 0 saves the checkpoint."""
+    rows = [(f"the film was {word}", label) for word, label in
+            [("great", "pos"), ("awful", "neg"), ("superb", "pos"), ("dreadful", "neg")] * 20]
+    write_csv(tmp_path / "reviews.csv", rows)
+    result = subprocess.run(
+        ["torchrun", "--standalone", "--nproc_per_node=2", "-m", "edge_variator.cli", "finetune",
+         "--task", str(tmp_path / "reviews.csv"), "--text-column", "review",
+         "--label-column", "sentiment", "--out", str(tmp_path / "ddp"), "--model", str(tiny_bert_dir),
+         "--epochs", "2", "--batch-size", "8", "--max-length", "32"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "ddp" / "metrics.json").is_file()
+    assert "saved" in result.stdout
