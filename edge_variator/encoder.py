@@ -8,7 +8,6 @@ Outputs equal `BertModel`'s to 1e-5 (tests/test_encoder.py).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -18,6 +17,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 from torch import nn
+
+from edge_variator.files import file_sha256
 
 # Added to the attention scores of padding; -1e4 rather than float32's min so fp16 Core ML
 # models do not overflow to -inf (softmax still gives padding exactly 0 weight in fp32).
@@ -284,14 +285,6 @@ def load_encoder(model_dir: str | Path) -> Encoder:
         raise ModelLoadError(f"{weights_path} lacks weights the encoder needs: {shown}")
     encoder.load_state_dict(state)
     return encoder.eval()
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def backbone_sha256(model_dir: str | Path) -> str:

@@ -20,7 +20,6 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from edge_variator.atomic import atomic_directory, write_json
 from edge_variator.encoder import (
     Encoder,
     ModelLoadError,
@@ -29,6 +28,7 @@ from edge_variator.encoder import (
     hf_state_dict,
     load_encoder,
 )
+from edge_variator.files import atomic_directory, write_json
 from edge_variator.tokenizer import Tokenizer
 
 DEFAULT_BASE = "default"  # how task.json names the packaged all-MiniLM-L6-v2

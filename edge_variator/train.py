@@ -17,9 +17,9 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from edge_variator.atomic import write_json
 from edge_variator.data import Example, TaskData
 from edge_variator.encoder import backbone_sha256, default_model_dir, load_encoder
+from edge_variator.files import write_json
 from edge_variator.metrics import classification_metrics
 from edge_variator.task import (
     DEFAULT_BASE,
