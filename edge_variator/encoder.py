@@ -157,7 +157,8 @@ class FeedForward(nn.Module):
         self.intermediate = nn.Linear(config.hidden, config.intermediate)
         self.output = nn.Linear(config.intermediate, config.hidden)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, additive_mask: torch.Tensor | None = None) -> torch.Tensor:
+        # The mask is unused here; a compression plugin wrapping this FFN needs it.
         # erf GELU, as BERT's "gelu"
         return self.output(nn.functional.gelu(self.intermediate(hidden)))
 
@@ -176,7 +177,7 @@ class EncoderLayer(nn.Module):
     def forward(self, hidden: torch.Tensor, additive_mask: torch.Tensor) -> torch.Tensor:
         attended = self.dropout(self.attention(hidden, additive_mask))
         hidden = self.attention_norm(hidden + attended)
-        return self.ffn_norm(hidden + self.dropout(self.ffn(hidden)))
+        return self.ffn_norm(hidden + self.dropout(self.ffn(hidden, additive_mask)))
 
 
 def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,25 +32,28 @@ from edge_variator.task import (
     predict_logits,
     save_task,
 )
-from edge_variator.tokenizer import Tokenizer
+from edge_variator.tokenizer import Batch, Tokenizer
 
 
 @dataclass
-class FinetuneConfig:
-    method: str = "full"  # "full" | "lora"
+class LoopConfig:
+    """What every training stage shares: the schedule and the data it walks through."""
+
     epochs: int = 3
     batch_size: int = 32
-    lr: float | None = None  # None: 5e-5 for full, 1e-3 for LoRA
+    lr: float | None = None  # None: the stage's default
     weight_decay: float = 0.01
     warmup_fraction: float = 0.06
     max_length: int = 128
     seed: int = 0
     max_train: int | None = None  # train on a seeded subset (long-text sets on a CPU)
+
+
+@dataclass
+class FinetuneConfig(LoopConfig):
+    method: str = "full"  # "full" | "lora"
     lora_rank: int = 8
     lora_alpha: float = 16.0
-
-    def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else (5e-5 if self.method == "full" else 1e-3)
 
 
 def length_bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -89,6 +93,68 @@ def evaluate(model: TaskModel, tokenizer: Tokenizer, examples: list[Example]) ->
                                   len(model.labels))
 
 
+def subsample(examples: list[Example], config: LoopConfig) -> list[Example]:
+    if config.max_train is not None and config.max_train < len(examples):
+        return random.Random(config.seed).sample(examples, config.max_train)
+    return list(examples)
+
+
+def train_loop(
+    model: torch.nn.Module,
+    train: list[Example],
+    tokenizer: Tokenizer,
+    config: LoopConfig,
+    lr: float,
+    batch_loss: Callable[[Batch, torch.Tensor], torch.Tensor],
+    end_of_epoch: Callable[[int, list[float]], None],
+    progress: bool = True,
+    train_mode: bool = True,
+) -> None:
+    """AdamW with linear warmup and decay over length-bucketed batches of `train`.
+
+    `batch_loss(batch, labels)` gives the loss of one batch (already on the model's device);
+    `end_of_epoch(epoch, losses)` runs on rank 0 after each epoch (evaluate, keep the best).
+    Under torchrun each rank takes every world-th batch; the caller wraps `model` in DDP.
+    """
+    rank, world, device = _distributed()
+    has_pairs = bool(train[0].text_pair)
+    lengths = tokenizer.token_lengths([e.text for e in train],
+                                      [e.text_pair for e in train] if has_pairs else None)
+    # every rank must take the same number of steps, or DDP's gradient all-reduce hangs
+    steps_per_epoch = len(length_bucketed_batches(lengths, config.batch_size, random.Random(0))) // world
+    total_steps = steps_per_epoch * config.epochs
+    warmup = max(1, int(config.warmup_fraction * total_steps))
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup,
+                                    max(0.0, (total_steps - step) / max(1, total_steps - warmup))))
+    for epoch in range(config.epochs):
+        model.train(train_mode)
+        batches = length_bucketed_batches(lengths, config.batch_size, random.Random(config.seed + epoch))
+        mine = batches[rank::world][:steps_per_epoch]
+        bar = tqdm(mine, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress or rank)
+        losses = []
+        for indices in bar:
+            batch = tokenizer([train[i].text for i in indices],
+                              [train[i].text_pair for i in indices] if has_pairs else None)
+            batch = Batch(batch.input_ids.to(device), batch.attention_mask.to(device),
+                          batch.token_type_ids.to(device), batch.truncated)
+            labels = torch.tensor([train[i].label for i in indices], device=device)
+            loss = batch_loss(batch, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+            schedule.step()
+            losses.append(round(loss.item(), 5))
+            bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
+        if rank == 0:
+            end_of_epoch(epoch, losses)
+        if world > 1:
+            dist.barrier()
+
+
 def finetune(data: TaskData, out_dir: str | Path, config: FinetuneConfig,
              model_dir: str | Path | None = None, progress: bool = True) -> dict:
     """Train on data.train, keep the best dev accuracy checkpoint in out_dir; returns metrics."""
@@ -109,69 +175,40 @@ def finetune(data: TaskData, out_dir: str | Path, config: FinetuneConfig,
         raise ValueError(f"method must be 'full' or 'lora', not {config.method!r}")
     model.to(device)
     trained = model if world == 1 else torch.nn.parallel.DistributedDataParallel(model)
+    train = subsample(data.train, config)
 
-    train = list(data.train)
-    if config.max_train is not None and config.max_train < len(train):
-        train = random.Random(config.seed).sample(train, config.max_train)
-    has_pairs = bool(train[0].text_pair)
-    lengths = tokenizer.token_lengths([e.text for e in train],
-                                      [e.text_pair for e in train] if has_pairs else None)
-    # every rank must take the same number of steps, or DDP's gradient all-reduce hangs
-    steps_per_epoch = len(length_bucketed_batches(lengths, config.batch_size, random.Random(0))) // world
-    total_steps = steps_per_epoch * config.epochs
-    warmup = max(1, int(config.warmup_fraction * total_steps))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                  lr=config.learning_rate(), weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min((step + 1) / warmup,
-                                    max(0.0, (total_steps - step) / max(1, total_steps - warmup))))
+    def batch_loss(batch: Batch, labels: torch.Tensor) -> torch.Tensor:
+        logits = trained(batch.input_ids, batch.attention_mask, batch.token_type_ids)
+        return torch.nn.functional.cross_entropy(logits, labels)
 
-    history, best, started = [], None, time.perf_counter()
-    for epoch in range(config.epochs):
-        model.train()
-        batches = length_bucketed_batches(lengths, config.batch_size, random.Random(config.seed + epoch))
-        mine = batches[rank::world][:steps_per_epoch]
-        bar = tqdm(mine, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress or rank)
-        losses = []
-        for indices in bar:
-            batch = tokenizer([train[i].text for i in indices],
-                              [train[i].text_pair for i in indices] if has_pairs else None)
-            labels = torch.tensor([train[i].label for i in indices], device=device)
-            logits = trained(batch.input_ids.to(device), batch.attention_mask.to(device),
-                             batch.token_type_ids.to(device))
-            loss = torch.nn.functional.cross_entropy(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            losses.append(round(loss.item(), 5))
-            bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
-        if rank == 0:
-            dev = evaluate(model, tokenizer, data.dev)
-            history.append({"epoch": epoch + 1, "train_loss": sum(losses) / len(losses),
-                            "losses": losses, **{f"dev_{k}": v for k, v in dev.items()}})
-            if best is None or dev["accuracy"] > best["dev_accuracy"]:
-                best = history[-1]
-                save_task(model, tokenizer, info, out_dir)
-        if world > 1:
-            dist.barrier()
+    history: list[dict] = []
 
-    metrics = {}
-    if rank == 0:
-        best_model, _, _ = load_task(out_dir)
-        test = evaluate(best_model, tokenizer, data.test)
-        metrics = {
-            "task": data.name,
-            "config": asdict(config),
-            "train_examples": len(train),
-            "test_examples": len(data.test),
-            "train_seconds": round(time.perf_counter() - started, 1),
-            "best_epoch": best["epoch"],
-            "dev": {k[4:]: v for k, v in best.items() if k.startswith("dev_")},
-            "test": test,
-            "history": history,
-            "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        }
-        write_json(Path(out_dir) / "metrics.json", metrics)
+    def end_of_epoch(epoch: int, losses: list[float]) -> None:
+        dev = evaluate(model, tokenizer, data.dev)
+        history.append({"epoch": epoch + 1, "train_loss": sum(losses) / len(losses),
+                        "losses": losses, **{f"dev_{k}": v for k, v in dev.items()}})
+        if all(dev["accuracy"] > h["dev_accuracy"] for h in history[:-1]):  # ties keep the first
+            save_task(model, tokenizer, info, out_dir)
+
+    started = time.perf_counter()
+    default_lr = 5e-5 if config.method == "full" else 1e-3
+    train_loop(trained, train, tokenizer, config, config.lr or default_lr, batch_loss,
+               end_of_epoch, progress)
+    if rank != 0:
+        return {}
+    best = max(history, key=lambda h: h["dev_accuracy"])  # the first of equals, as saved
+    best_model, _, _ = load_task(out_dir)
+    metrics = {
+        "task": data.name,
+        "config": asdict(config),
+        "train_examples": len(train),
+        "test_examples": len(data.test),
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "best_epoch": best["epoch"],
+        "dev": {k[4:]: v for k, v in best.items() if k.startswith("dev_")},
+        "test": evaluate(best_model, tokenizer, data.test),
+        "history": history,
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
+    write_json(Path(out_dir) / "metrics.json", metrics)
     return metrics

@@ -1,0 +1,151 @@
+"""Compression plugins: shapes at any length, padding invariance, ratio 1 is the backbone,
+saved apart and refused on the wrong backbone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from edge_variator.encoder import Encoder, EncoderConfig, backbone_sha256, load_encoder
+from edge_variator.plugins import (
+    PluggedFFN,
+    PluginMismatchError,
+    PluginSet,
+    RatioError,
+    attach,
+    available_ratios,
+    plugin_parameters,
+    set_ratio,
+)
+from edge_variator.tokenizer import Tokenizer
+
+CONFIG = EncoderConfig(vocab_size=30522, hidden=32, layers=2, heads=4, intermediate=64, max_positions=512)
+SHA = "0" * 64
+
+
+def plugged_encoder(ratios=(2, 4, 8), seed=0) -> Encoder:
+    torch.manual_seed(seed)
+    encoder = Encoder(CONFIG).eval()
+    for ratio in ratios:
+        plugin_set = PluginSet.for_backbone(encoder, SHA, ratio)
+        with torch.no_grad():  # a trained adapter is not silent: make the restore path matter
+            for parameter in plugin_set.parameters():
+                parameter.normal_(std=0.1)
+        attach(encoder, plugin_set, SHA)
+    return encoder
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_bert_dir) -> Tokenizer:
+    return Tokenizer(tiny_bert_dir, max_length=512)
+
+
+def text_of(tokens: int) -> str:
+    return " ".join(["word"] * (tokens - 2))  # [CLS] ... [SEP]
+
+
+@pytest.mark.parametrize("ratio", [2, 4, 8])
+@pytest.mark.parametrize("real_tokens", [3, 7, 9, 257])  # with CLS/SEP: not multiples of k
+def test_any_length_runs_and_keeps_its_shape(tokenizer, ratio, real_tokens):
+    encoder = plugged_encoder()
+    set_ratio(encoder, ratio)
+    batch = tokenizer([text_of(real_tokens)])
+    assert batch.lengths == [real_tokens]
+    with torch.no_grad():
+        states = encoder(batch.input_ids, batch.attention_mask)
+    assert all(state.shape == (1, batch.input_ids.shape[1], CONFIG.hidden) for state in states)
+    assert all(torch.isfinite(state).all() for state in states)
+
+
+@pytest.mark.parametrize("ratio", [2, 4, 8])
+def test_more_padding_does_not_change_the_output(tokenizer, ratio):
+    encoder = plugged_encoder()
+    set_ratio(encoder, ratio)
+    alone = tokenizer(["a short text of eleven tokens or so here"])
+    padded = tokenizer(["a short text of eleven tokens or so here", text_of(60)])
+    real = alone.lengths[0]
+    with torch.no_grad():
+        short = encoder(alone.input_ids, alone.attention_mask)[-1][0, :real]
+        long = encoder(padded.input_ids[:1], padded.attention_mask[:1])[-1][0, :real]
+    assert padded.input_ids.shape[1] > alone.input_ids.shape[1]
+    torch.testing.assert_close(long, short, atol=1e-5, rtol=0)
+
+
+def test_ratio_1_reproduces_the_backbone_exactly(tokenizer):
+    torch.manual_seed(0)
+    plain = Encoder(CONFIG).eval()
+    encoder = plugged_encoder()
+    encoder.load_state_dict(plain.state_dict(), strict=False)
+    set_ratio(encoder, 1)
+    batch = tokenizer(["the backbone alone", text_of(40)])
+    with torch.no_grad():
+        for mine, reference in zip(encoder(batch.input_ids, batch.attention_mask),
+                                   plain(batch.input_ids, batch.attention_mask), strict=True):
+            assert torch.equal(mine, reference)
+
+
+def test_compression_changes_the_output_but_not_much(tokenizer):
+    encoder = plugged_encoder()
+    batch = tokenizer([text_of(40)])
+    with torch.no_grad():
+        set_ratio(encoder, 1)
+        full = encoder(batch.input_ids, batch.attention_mask)[-1]
+        set_ratio(encoder, 4)
+        merged = encoder(batch.input_ids, batch.attention_mask)[-1]
+    assert not torch.allclose(full, merged)
+
+
+def test_parameter_count_matches_the_formula():
+    encoder = Encoder(CONFIG)
+    d, bottleneck = CONFIG.hidden, 64
+    for ratio in (2, 4, 8):
+        plugin_set = PluginSet.for_backbone(encoder, SHA, ratio, bottleneck=bottleneck)
+        per_layer = (ratio * d * ratio + ratio) + (2 * d * bottleneck + bottleneck) + (bottleneck * d + d)
+        assert plugin_parameters(plugin_set) == CONFIG.layers * per_layer
+
+
+def test_only_chosen_layers_are_plugged():
+    encoder = Encoder(CONFIG)
+    attach(encoder, PluginSet.for_backbone(encoder, SHA, 4, layers=[1]), SHA)
+    assert not isinstance(encoder.layers[0].ffn, PluggedFFN)
+    assert isinstance(encoder.layers[1].ffn, PluggedFFN)
+    assert available_ratios(encoder) == [1, 4]
+
+
+def test_unavailable_ratio_is_refused():
+    encoder = plugged_encoder(ratios=(2,))
+    with pytest.raises(RatioError, match="ratio 4 is not available; attached: \\[1, 2\\]"):
+        set_ratio(encoder, 4)
+    with pytest.raises(RatioError, match="ratio 3 is not one of"):
+        PluginSet.for_backbone(encoder, SHA, 3)
+
+
+def test_length_not_a_multiple_of_the_ratio_is_refused():
+    encoder = plugged_encoder()
+    set_ratio(encoder, 8)
+    ids = torch.ones(1, 20, dtype=torch.long)
+    with pytest.raises(RatioError, match="not a multiple of ratio 8"):
+        encoder(ids, torch.ones_like(ids))
+
+
+def test_save_load_round_trip(tiny_bert_dir, tmp_path, tokenizer):
+    sha = backbone_sha256(tiny_bert_dir)
+    encoder = load_encoder(tiny_bert_dir)
+    plugin_set = PluginSet.for_backbone(encoder, sha, 4)
+    plugin_set.save(tmp_path / "k4")
+    assert sorted(p.name for p in (tmp_path / "k4").iterdir()) == ["plugins.json", "plugins.safetensors"]
+    loaded = PluginSet.load(tmp_path / "k4")
+    for name, tensor in plugin_set.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name])
+    attach(encoder, loaded, sha)
+    assert available_ratios(encoder) == [1, 4]
+
+
+def test_plugins_from_another_backbone_are_refused(tiny_bert_dir):
+    encoder = load_encoder(tiny_bert_dir)
+    plugin_set = PluginSet.for_backbone(encoder, SHA, 2)
+    with pytest.raises(PluginMismatchError, match="trained for backbone sha256 000000000000"):
+        attach(encoder, plugin_set, backbone_sha256(tiny_bert_dir))
+    other = Encoder(EncoderConfig(vocab_size=30522, hidden=32, layers=3, heads=4, intermediate=64))
+    with pytest.raises(PluginMismatchError, match="2 x 32 backbone, this one is 3 x 32"):
+        attach(other, plugin_set, SHA)
