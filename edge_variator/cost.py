@@ -29,12 +29,31 @@ def ffn_flops(config: EncoderConfig, tokens: int) -> int:
     )
 
 
-def encoder_flops(config: EncoderConfig, seq: int, num_labels: int = 2) -> dict[str, int]:
-    """FLOPs per example of `seq` tokens, by component, and their total."""
+def plugin_flops(config: EncoderConfig, seq: int, ratio: int, bottleneck: int = 64) -> dict[str, int]:
+    """One compression plugin's own work: window scores + weighted sum, then the restore adapter."""
+    merged = seq // ratio
+    return {
+        "merge": linear_flops(merged, ratio * config.hidden, ratio) + 2 * seq * config.hidden,
+        "restore": linear_flops(seq, 2 * config.hidden, bottleneck)
+        + linear_flops(seq, bottleneck, config.hidden),
+    }
+
+
+def encoder_flops(config: EncoderConfig, seq: int, num_labels: int = 2, ratio: int = 1,
+                  plugged_layers: int | None = None, bottleneck: int = 64) -> dict[str, int]:
+    """FLOPs per example of `seq` tokens, by component, and their total.
+
+    With `ratio` > 1, `plugged_layers` layers (default: all) run their FFN on seq / ratio merged
+    vectors and pay for their plugin's merge and restore.
+    """
+    plugged = 0 if ratio == 1 else (config.layers if plugged_layers is None else plugged_layers)
+    plugin = plugin_flops(config, seq, ratio, bottleneck) if plugged else {"merge": 0, "restore": 0}
     flops = {
         "embeddings": 0,  # lookups and one LayerNorm
         "attention": config.layers * attention_flops(config, seq),
-        "ffn": config.layers * ffn_flops(config, seq),
+        "ffn": (config.layers - plugged) * ffn_flops(config, seq) + plugged * ffn_flops(config, seq // ratio),
+        "plugin_merge": plugged * plugin["merge"],
+        "plugin_restore": plugged * plugin["restore"],
         "pooler": linear_flops(1, config.hidden, config.hidden),
         "classifier": linear_flops(1, config.hidden, num_labels),
     }
@@ -46,6 +65,8 @@ def parameter_count(module: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
-def average_flops(config: EncoderConfig, padded_lengths: list[int], num_labels: int = 2) -> float:
+def average_flops(config: EncoderConfig, padded_lengths: list[int], num_labels: int = 2,
+                  **plugins: int) -> float:
     """Mean total FLOPs per example over a data set, each example at the length it runs at."""
-    return sum(encoder_flops(config, n, num_labels)["total"] for n in padded_lengths) / len(padded_lengths)
+    totals = [encoder_flops(config, n, num_labels, **plugins)["total"] for n in padded_lengths]
+    return sum(totals) / len(totals)

@@ -10,6 +10,7 @@ A task checkpoint is a folder with `task.json` saying what it holds:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ from edge_variator.encoder import (
     hf_state_dict,
     load_encoder,
 )
-from edge_variator.files import atomic_directory, write_json
+from edge_variator.files import atomic_directory, file_sha256, write_json
 from edge_variator.tokenizer import Tokenizer
 
 DEFAULT_BASE = "default"  # how task.json names the packaged all-MiniLM-L6-v2
@@ -122,6 +123,18 @@ class TaskInfo:
     lora_rank: int | None = None
     lora_alpha: float | None = None
     lora_targets: list[str] | None = None
+
+
+def checkpoint_sha256(path: str | Path) -> str:
+    """Identity of the weights a task checkpoint runs with: what plugins and exits are bound to."""
+    path = Path(path)
+    if not (path / "task.json").is_file():  # a plain backbone folder
+        return backbone_sha256(path)
+    info = TaskInfo(**json.loads((path / "task.json").read_text()))
+    if info.kind == "full":
+        return backbone_sha256(path)
+    adapter = file_sha256(path / "adapter.safetensors")
+    return hashlib.sha256(f"{info.base_sha256}+{adapter}".encode()).hexdigest()
 
 
 def resolve_base(base: str) -> Path:

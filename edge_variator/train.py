@@ -1,4 +1,5 @@
-"""Task fine-tuning: the teacher every later stage distils from.
+"""Training: task fine-tuning (the teacher every later stage distils from) and the distillation
+of compression plugins into a frozen model.
 
 CPU-friendly (dynamic padding, length-bucketed batches, seeded) and unchanged under `torchrun`
 (DDP over gloo on CPU or nccl on GPUs): each rank takes every world-size-th batch, rank 0
@@ -22,12 +23,14 @@ from edge_variator.data import Example, TaskData
 from edge_variator.encoder import backbone_sha256, default_model_dir, load_encoder
 from edge_variator.files import write_json
 from edge_variator.metrics import classification_metrics
+from edge_variator.plugins import PluginMismatchError, PluginSet, attach, plugin_parameters, set_ratio
 from edge_variator.task import (
     DEFAULT_BASE,
     LORA_TARGETS,
     TaskInfo,
     TaskModel,
     add_lora,
+    checkpoint_sha256,
     load_task,
     predict_logits,
     save_task,
@@ -209,6 +212,123 @@ def finetune(data: TaskData, out_dir: str | Path, config: FinetuneConfig,
         "test": evaluate(best_model, tokenizer, data.test),
         "history": history,
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
+    write_json(Path(out_dir) / "metrics.json", metrics)
+    return metrics
+
+
+@dataclass
+class PluginTrainConfig(LoopConfig):
+    hidden_loss: str = "all"  # distil every layer's output ("all") or only the last ("last")
+    mse_weight: float = 1.0
+    ce_weight: float = 1.0  # 0 for the pre-training stage on unlabelled text
+    bottleneck: int = 64
+    layers: list[int] | None = None  # None: every layer gets a plugin
+    init_from: str | None = None  # a plugin-set folder to start from (pre-trained plugins)
+
+
+def masked_mse(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over real tokens only (padding outputs are don't-care)."""
+    per_token = ((student - teacher) ** 2).mean(-1)
+    mask = attention_mask.to(per_token.dtype)
+    return (per_token * mask).sum() / mask.sum()
+
+
+def plugin_distillation_loss(model: TaskModel, ratio: int, batch: Batch, config: PluginTrainConfig,
+                             labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Hidden-state MSE against the same model with plugins bypassed, plus the task loss."""
+    inputs = (batch.input_ids, batch.attention_mask, batch.token_type_ids)
+    with torch.no_grad():
+        set_ratio(model.encoder, 1)
+        teacher = model.encoder(*inputs)
+    set_ratio(model.encoder, ratio)
+    student = model.encoder(*inputs)
+    chosen = range(1, len(student)) if config.hidden_loss == "all" else [len(student) - 1]
+    mse = sum(masked_mse(student[i], teacher[i], batch.attention_mask) for i in chosen) / len(chosen)
+    loss = config.mse_weight * mse
+    if config.ce_weight and labels is not None:
+        logits = model.classifier(model.encoder.pool(student[-1]))
+        loss = loss + config.ce_weight * torch.nn.functional.cross_entropy(logits, labels)
+    return loss
+
+
+@torch.no_grad()
+def dev_distillation_loss(model: TaskModel, tokenizer: Tokenizer, ratio: int, examples: list[Example],
+                          config: PluginTrainConfig, batch_size: int = 64) -> float:
+    losses = []
+    for start in range(0, len(examples), batch_size):
+        batch = tokenizer([e.text for e in examples[start:start + batch_size]])
+        losses.append(plugin_distillation_loss(model, ratio, batch, config).item())
+    return sum(losses) / len(losses)
+
+
+def train_plugins(checkpoint: str | Path, data: TaskData, out_dir: str | Path, ratio: int,
+                  config: PluginTrainConfig, progress: bool = True) -> dict:
+    """Train the ratio-`ratio` plugins of a frozen model; keep the best on dev in out_dir.
+
+    `checkpoint` is a task checkpoint (task adaptation: dev accuracy picks the best) or a plain
+    backbone folder (pre-training by distillation alone: dev distillation loss picks the best).
+    """
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    checkpoint = Path(checkpoint)
+    pretraining = not (checkpoint / "task.json").is_file()
+    if pretraining:
+        model = TaskModel(load_encoder(checkpoint), ["-"])
+        model_dir = checkpoint
+    else:
+        model, task_tokenizer, info = load_task(checkpoint)
+        if info.labels != data.labels:
+            raise ValueError(f"{checkpoint} predicts {info.labels}, the data has {data.labels}")
+        model_dir = task_tokenizer.model_dir
+    tokenizer = Tokenizer(model_dir, config.max_length)
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    sha = checkpoint_sha256(checkpoint)
+    plugin_set = PluginSet.for_backbone(model.encoder, sha, ratio, config.layers, config.bottleneck)
+    if config.init_from:
+        start = PluginSet.load(config.init_from)
+        if (start.config.ratio, start.config.backbone) != (ratio, model.encoder.config.to_dict()):
+            raise PluginMismatchError(f"{config.init_from} holds ratio-{start.config.ratio} plugins "
+                                      f"for another shape; cannot start ratio-{ratio} training from it")
+        plugin_set.load_state_dict(start.state_dict())
+    attach(model.encoder, plugin_set, sha)
+    backbone = [p for name, p in model.named_parameters() if ".plugins." not in name]
+    train = subsample(data.train, config)
+
+    def batch_loss(batch: Batch, labels_: torch.Tensor) -> torch.Tensor:
+        return plugin_distillation_loss(model, ratio, batch, config, None if pretraining else labels_)
+
+    history: list[dict] = []
+
+    def end_of_epoch(epoch: int, losses: list[float]) -> None:
+        if any(p.grad is not None for p in backbone):
+            raise RuntimeError("a backbone parameter received a gradient: the backbone must stay frozen")
+        record = {"epoch": epoch + 1, "train_loss": sum(losses) / len(losses), "losses": losses,
+                  "dev_distillation_loss": dev_distillation_loss(model, tokenizer, ratio, data.dev, config)}
+        if not pretraining:
+            set_ratio(model.encoder, ratio)
+            record.update({f"dev_{k}": v for k, v in evaluate(model, tokenizer, data.dev).items()})
+        history.append(record)
+        if pretraining:
+            improved = all(record["dev_distillation_loss"] < h["dev_distillation_loss"] for h in history[:-1])
+        else:
+            improved = all(record["dev_accuracy"] > h["dev_accuracy"] for h in history[:-1])
+        if improved:
+            plugin_set.save(out_dir)
+
+    started = time.perf_counter()
+    train_loop(model, train, tokenizer, config, config.lr or 1e-3, batch_loss, end_of_epoch,
+               progress, train_mode=False)  # dropout off: teacher and student see the same network
+    metrics = {
+        "task": data.name,
+        "ratio": ratio,
+        "config": asdict(config),
+        "train_examples": len(train),
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "plugin_parameters": plugin_parameters(plugin_set),
+        "backbone_parameters": sum(p.numel() for p in backbone),
+        "history": history,
     }
     write_json(Path(out_dir) / "metrics.json", metrics)
     return metrics

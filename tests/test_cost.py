@@ -41,3 +41,25 @@ def test_classification_metrics():
     assert metrics["accuracy"] == 0.75
     # F1 per label: 2/3, 2/3, 1
     assert metrics["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
+
+
+@pytest.mark.parametrize("ratio", [2, 4, 8])
+def test_plugin_flops_match_the_flop_counter(ratio):
+    from edge_variator.plugins import PluginSet, attach, set_ratio
+
+    model = TaskModel(Encoder(CONFIG), ["a", "b"]).eval()
+    attach(model.encoder, PluginSet.for_backbone(model.encoder, "0" * 64, ratio, bottleneck=16), "0" * 64)
+    set_ratio(model.encoder, ratio)
+    ids = torch.randint(1, 100, (1, 64))
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(ids, torch.ones_like(ids))
+    analytic = encoder_flops(CONFIG, 64, num_labels=2, ratio=ratio, bottleneck=16)
+    # the counter sees the merge's weighted sum as elementwise work (uncounted); all matmuls match
+    assert analytic["total"] - CONFIG.layers * 2 * 64 * CONFIG.hidden == counter.get_total_flops()
+
+
+def test_minilm_layer_flops_ratios_at_256_tokens():
+    """The bound quoted in the plugins issue: 0.74 / 0.59 / 0.51 of k = 1 (bottleneck 64, d = 384)."""
+    minilm = EncoderConfig(vocab_size=30522, hidden=384, layers=6, heads=12, intermediate=1536)
+    layer = {k: encoder_flops(minilm, 256, ratio=k)["total"] for k in (1, 2, 4, 8)}
+    assert [round(layer[k] / layer[1], 2) for k in (2, 4, 8)] == [0.74, 0.59, 0.51]

@@ -149,3 +149,55 @@ def test_plugins_from_another_backbone_are_refused(tiny_bert_dir):
     other = Encoder(EncoderConfig(vocab_size=30522, hidden=32, layers=3, heads=4, intermediate=64))
     with pytest.raises(PluginMismatchError, match="2 x 32 backbone, this one is 3 x 32"):
         attach(other, plugin_set, SHA)
+
+
+def toy_data():
+    from edge_variator.data import Example, TaskData
+
+    words = [["awful", "dull", "poor"], ["great", "superb", "fine"]]
+    rows = [Example(f"the film was {words[i % 2][i % 3]} " + "and long " * (i % 5), i % 2)
+            for i in range(96)]
+    return TaskData("toy", ["negative", "positive"], rows[:64], rows[64:80], rows[80:])
+
+
+def save_tiny_teacher(tiny_bert_dir, path):
+    from edge_variator.task import TaskInfo, TaskModel, save_task
+
+    torch.manual_seed(0)
+    teacher = TaskModel(load_encoder(tiny_bert_dir), ["negative", "positive"])
+    save_task(teacher, Tokenizer(tiny_bert_dir, 32), TaskInfo("full", teacher.labels, 32), path)
+    return teacher
+
+
+def test_plugin_training_lowers_distillation_loss_with_a_frozen_backbone(tiny_bert_dir, tmp_path):
+    from edge_variator.task import checkpoint_sha256
+    from edge_variator.train import PluginTrainConfig, train_plugins
+
+    teacher = save_tiny_teacher(tiny_bert_dir, tmp_path / "teacher")
+    frozen_before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    config = PluginTrainConfig(epochs=3, batch_size=8, max_length=32, lr=3e-3)
+    metrics = train_plugins(tmp_path / "teacher", toy_data(), tmp_path / "k4", 4, config, progress=False)
+
+    first, last = metrics["history"][0]["losses"], metrics["history"][-1]["losses"]
+    assert sum(last) / len(last) < sum(first) / len(first)
+    assert metrics["plugin_parameters"] < 0.1 * metrics["backbone_parameters"]
+    plugin_set = PluginSet.load(tmp_path / "k4")
+    assert plugin_set.config.backbone_sha256 == checkpoint_sha256(tmp_path / "teacher")
+    reloaded = load_encoder(tmp_path / "teacher")
+    for name, tensor in reloaded.state_dict().items():  # the teacher on disk is untouched
+        assert torch.equal(tensor, frozen_before[f"encoder.{name}"])
+
+
+def test_pretraining_on_unlabelled_text_then_task_adaptation(tiny_bert_dir, tmp_path):
+    from edge_variator.train import PluginTrainConfig, train_plugins
+
+    config = PluginTrainConfig(epochs=2, batch_size=8, max_length=32, lr=3e-3, ce_weight=0.0)
+    pretrained = train_plugins(tiny_bert_dir, toy_data(), tmp_path / "pre", 2, config, progress=False)
+    assert "dev_accuracy" not in pretrained["history"][0]
+    losses = [h["dev_distillation_loss"] for h in pretrained["history"]]
+    assert losses[-1] < losses[0]
+
+    save_tiny_teacher(tiny_bert_dir, tmp_path / "teacher")
+    adapt = PluginTrainConfig(epochs=1, batch_size=8, max_length=32, init_from=str(tmp_path / "pre"))
+    adapted = train_plugins(tmp_path / "teacher", toy_data(), tmp_path / "k2", 2, adapt, progress=False)
+    assert "dev_accuracy" in adapted["history"][0]
