@@ -110,6 +110,56 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"demo finished in {time.perf_counter() - started:.0f} s")
 
 
+def cmd_plugins_train(args: argparse.Namespace) -> None:
+    from edge_variator.train import PluginTrainConfig, train_plugins
+
+    pretraining = args.task == "general"
+    task = datasets.general_corpus(args.seed) if pretraining else load_task_data(args)
+    for ratio in args.ratios:
+        config = PluginTrainConfig(
+            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, max_length=args.max_length,
+            seed=args.seed, max_train=args.max_train, hidden_loss=args.hidden_loss,
+            mse_weight=args.mse_weight, ce_weight=0.0 if pretraining else args.ce_weight,
+            bottleneck=args.bottleneck, layers=args.layers,
+            init_from=str(Path(args.init_from) / f"k{ratio}") if args.init_from else None)
+        metrics = train_plugins(args.checkpoint, task, Path(args.out) / f"k{ratio}", ratio, config)
+        best = metrics["history"][-1]
+        print(f"k={ratio}: {metrics['plugin_parameters']:,} parameters "
+              f"({100 * metrics['plugin_parameters'] / metrics['backbone_parameters']:.2f}% of the "
+              f"backbone), last dev {({k: v for k, v in best.items() if k.startswith('dev_')})}, "
+              f"{metrics['train_seconds']:.0f} s -> {args.out}/k{ratio}")
+
+
+def cmd_plugins_eval(args: argparse.Namespace) -> None:
+    from edge_variator.plugins import PluginSet, attach, set_ratio
+    from edge_variator.task import checkpoint_sha256, load_task
+    from edge_variator.train import evaluate
+
+    task = load_task_data(args)
+    model, tokenizer, info = load_task(args.checkpoint)
+    tokenizer = type(tokenizer)(tokenizer.model_dir, args.max_length or info.max_length)
+    sha = checkpoint_sha256(args.checkpoint)
+    plugged = {}
+    for ratio in args.ratios:
+        plugin_set = PluginSet.load(Path(args.plugins) / f"k{ratio}")
+        attach(model.encoder, plugin_set, sha)
+        plugged[ratio] = len(plugin_set.config.layers)
+    rows = task.split(args.split)
+    lengths = tokenizer.token_lengths([e.text for e in rows])
+    padded = [padded_length(min(n, tokenizer.max_length)) for n in lengths]
+    config = model.encoder.config
+    base_flops = average_flops(config, padded, len(task.labels))
+    print(f"{task.name} {args.split} ({len(rows):,} examples, max {tokenizer.max_length} tokens)")
+    print("  k  accuracy  macro-F1  FLOPs vs k=1")
+    for ratio in [1, *args.ratios]:
+        set_ratio(model.encoder, ratio)
+        metrics = evaluate(model, tokenizer, rows)
+        flops = average_flops(config, padded, len(task.labels), ratio=ratio,
+                              plugged_layers=plugged.get(ratio, 0))
+        print(f"  {ratio}  {100 * metrics['accuracy']:7.2f}  {100 * metrics['macro_f1']:8.2f}  "
+              f"{flops / base_flops:11.3f}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-variator", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -145,6 +195,36 @@ def build_parser() -> argparse.ArgumentParser:
     add_task_arguments(evaluate)
     evaluate.add_argument("--split", choices=list(datasets.SPLITS), default="dev")
     evaluate.set_defaults(run=cmd_eval)
+
+    plugins = commands.add_parser("plugins", help="Variator compression plugins: train or eval")
+    plugin_commands = plugins.add_subparsers(dest="plugins_command", required=True)
+    plugin_train = plugin_commands.add_parser(
+        "train", help="train plugins for one or several ratios on a frozen checkpoint")
+    plugin_train.add_argument("checkpoint", help="task checkpoint; a backbone folder with "
+                              "--task general pre-trains on the benchmarks' unlabelled train text")
+    add_task_arguments(plugin_train)
+    plugin_train.add_argument("--ratios", type=int, nargs="+", default=[2, 4, 8])
+    plugin_train.add_argument("--out", required=True, help="folder for k{ratio}/ plugin sets")
+    plugin_train.add_argument("--epochs", type=int, default=2)
+    plugin_train.add_argument("--batch-size", type=int, default=32)
+    plugin_train.add_argument("--lr", type=float)
+    plugin_train.add_argument("--max-length", type=int, default=128)
+    plugin_train.add_argument("--max-train", type=int)
+    plugin_train.add_argument("--hidden-loss", choices=["all", "last"], default="all")
+    plugin_train.add_argument("--mse-weight", type=float, default=1.0)
+    plugin_train.add_argument("--ce-weight", type=float, default=1.0)
+    plugin_train.add_argument("--bottleneck", type=int, default=64)
+    plugin_train.add_argument("--layers", type=int, nargs="+", help="layers to plug (default all)")
+    plugin_train.add_argument("--init-from", help="pre-trained plugins folder (with k{ratio}/)")
+    plugin_train.set_defaults(run=cmd_plugins_train)
+    plugin_eval = plugin_commands.add_parser("eval", help="accuracy and FLOPs at every ratio")
+    plugin_eval.add_argument("checkpoint")
+    plugin_eval.add_argument("plugins", help="folder with k{ratio}/ plugin sets")
+    add_task_arguments(plugin_eval)
+    plugin_eval.add_argument("--ratios", type=int, nargs="+", default=[2, 4, 8])
+    plugin_eval.add_argument("--split", choices=list(datasets.SPLITS), default="dev")
+    plugin_eval.add_argument("--max-length", type=int)
+    plugin_eval.set_defaults(run=cmd_plugins_eval)
 
     demo = commands.add_parser("demo", help="the default model and task, end to end")
     demo.set_defaults(run=cmd_demo)

@@ -639,3 +639,18 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         read=_read_orange_tab,
     ),
 }
+
+
+def general_corpus(seed: int = 0) -> TaskData:
+    """Unlabelled text for plugin pre-training: the union of every benchmark's train split.
+
+    Labels are all 0 (unused); dev is the union of the dev splits, so no test text is seen.
+    """
+    train, dev = [], []
+    for name in BENCHMARKS:
+        task = load_benchmark(name, seed)
+        train += [Example(e.text, 0) for e in task.train]
+        dev += [Example(e.text, 0) for e in task.dev]
+    random.Random(seed).shuffle(train)
+    random.Random(seed).shuffle(dev)
+    return TaskData(name="general", labels=["text"], train=train, dev=dev, test=[])

@@ -72,3 +72,21 @@ def test_finetune_runs_unchanged_under_torchrun(tiny_bert_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "ddp" / "metrics.json").is_file()
     assert "saved" in result.stdout
+
+
+def test_plugins_train_several_ratios_then_eval(tiny_bert_dir, tmp_path, capsys):
+    rows = [(f"the film was {word}", label) for word, label in
+            [("great", "pos"), ("awful", "neg"), ("superb", "pos"), ("dreadful", "neg")] * 10]
+    write_csv(tmp_path / "reviews.csv", rows)
+    common = ["--task", str(tmp_path / "reviews.csv"), "--text-column", "review",
+              "--label-column", "sentiment"]
+    main(["finetune", *common, "--out", str(tmp_path / "ft"), "--model", str(tiny_bert_dir),
+          "--epochs", "1", "--max-length", "32"])
+    main(["plugins", "train", str(tmp_path / "ft"), *common, "--ratios", "2", "4",
+          "--out", str(tmp_path / "plugins"), "--epochs", "1", "--max-length", "32"])
+    assert sorted(p.name for p in (tmp_path / "plugins").iterdir()) == ["k2", "k4"]
+    main(["plugins", "eval", str(tmp_path / "ft"), str(tmp_path / "plugins"), *common,
+          "--ratios", "2", "4"])
+    table = capsys.readouterr().out.split("FLOPs vs k=1\n")[1].splitlines()
+    assert [line.split()[0] for line in table] == ["1", "2", "4"]
+    assert [float(line.split()[-1]) for line in table][0] == 1.0

@@ -1,0 +1,17 @@
+"""Benchmarks run end to end in a tiny setting, so they cannot rot between releases."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_plugins_bench_prints_a_row_per_ratio():
+    result = subprocess.run([sys.executable, "bench/plugins.py", "--lengths", "16", "--repeats", "1"],
+                            cwd=ROOT, capture_output=True, text=True, check=True, timeout=300)
+    rows = [line.split() for line in result.stdout.splitlines() if line.strip().startswith("16 ")]
+    assert [row[1] for row in rows] == ["1", "2", "4", "8"]
+    assert float(rows[0][-1]) == 1.0 and float(rows[0][-2]) == 1.0
