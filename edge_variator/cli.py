@@ -111,6 +111,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_plugins_train(args: argparse.Namespace) -> None:
+    from edge_variator.task import resolve_base
     from edge_variator.train import PluginTrainConfig, train_plugins
 
     pretraining = args.task == "general"
@@ -122,7 +123,7 @@ def cmd_plugins_train(args: argparse.Namespace) -> None:
             mse_weight=args.mse_weight, ce_weight=0.0 if pretraining else args.ce_weight,
             bottleneck=args.bottleneck, layers=args.layers,
             init_from=str(Path(args.init_from) / f"k{ratio}") if args.init_from else None)
-        metrics = train_plugins(args.checkpoint, task, Path(args.out) / f"k{ratio}", ratio, config)
+        metrics = train_plugins(resolve_base(args.checkpoint), task, Path(args.out) / f"k{ratio}", ratio, config)
         best = metrics["history"][-1]
         print(f"k={ratio}: {metrics['plugin_parameters']:,} parameters "
               f"({100 * metrics['plugin_parameters'] / metrics['backbone_parameters']:.2f}% of the "
@@ -200,8 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     plugin_commands = plugins.add_subparsers(dest="plugins_command", required=True)
     plugin_train = plugin_commands.add_parser(
         "train", help="train plugins for one or several ratios on a frozen checkpoint")
-    plugin_train.add_argument("checkpoint", help="task checkpoint; a backbone folder with "
-                              "--task general pre-trains on the benchmarks' unlabelled train text")
+    plugin_train.add_argument("checkpoint", help="task checkpoint; a backbone folder (or 'default') "
+                              "with --task general pre-trains on the benchmarks' unlabelled train text")
     add_task_arguments(plugin_train)
     plugin_train.add_argument("--ratios", type=int, nargs="+", default=[2, 4, 8])
     plugin_train.add_argument("--out", required=True, help="folder for k{ratio}/ plugin sets")
