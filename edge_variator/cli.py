@@ -123,12 +123,13 @@ def cmd_plugins_train(args: argparse.Namespace) -> None:
             mse_weight=args.mse_weight, ce_weight=0.0 if pretraining else args.ce_weight,
             bottleneck=args.bottleneck, layers=args.layers,
             init_from=str(Path(args.init_from) / f"k{ratio}") if args.init_from else None)
-        metrics = train_plugins(resolve_base(args.checkpoint), task, Path(args.out) / f"k{ratio}", ratio, config)
+        out = Path(args.out) / f"k{ratio}"
+        metrics = train_plugins(resolve_base(args.checkpoint), task, out, ratio, config)
         best = metrics["history"][-1]
         print(f"k={ratio}: {metrics['plugin_parameters']:,} parameters "
               f"({100 * metrics['plugin_parameters'] / metrics['backbone_parameters']:.2f}% of the "
               f"backbone), last dev {({k: v for k, v in best.items() if k.startswith('dev_')})}, "
-              f"{metrics['train_seconds']:.0f} s -> {args.out}/k{ratio}")
+              f"{metrics['train_seconds']:.0f} s -> {out}")
 
 
 def cmd_plugins_eval(args: argparse.Namespace) -> None:
