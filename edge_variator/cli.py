@@ -125,6 +125,8 @@ def cmd_plugins_train(args: argparse.Namespace) -> None:
             init_from=str(Path(args.init_from) / f"k{ratio}") if args.init_from else None)
         out = Path(args.out) / f"k{ratio}"
         metrics = train_plugins(resolve_base(args.checkpoint), task, out, ratio, config)
+        if not metrics:  # another torchrun rank: rank 0 reports
+            continue
         best = metrics["history"][-1]
         print(f"k={ratio}: {metrics['plugin_parameters']:,} parameters "
               f"({100 * metrics['plugin_parameters'] / metrics['backbone_parameters']:.2f}% of the "

@@ -204,6 +204,6 @@ def predict_logits(model: TaskModel, tokenizer: Tokenizer, texts: Sequence[str],
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         batch = tokenizer([texts[i] for i in chunk], [pairs[i] for i in chunk] if pairs else None)
-        inputs = (batch.input_ids, batch.attention_mask, batch.token_type_ids)
-        logits[chunk] = model(*(t.to(device) for t in inputs)).float().cpu()
+        batch = batch.to(device)
+        logits[chunk] = model(batch.input_ids, batch.attention_mask, batch.token_type_ids).float().cpu()
     return logits

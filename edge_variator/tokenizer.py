@@ -33,6 +33,10 @@ class Batch:
     def lengths(self) -> list[int]:
         return self.attention_mask.sum(1).tolist()
 
+    def to(self, device: torch.device) -> Batch:
+        return Batch(self.input_ids.to(device), self.attention_mask.to(device),
+                     self.token_type_ids.to(device), self.truncated)
+
 
 def padded_length(length: int) -> int:
     """The shape a sequence of `length` real tokens is padded to."""

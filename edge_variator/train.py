@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from edge_variator.data import Example, TaskData
@@ -89,6 +90,14 @@ def _distributed() -> tuple[int, int, torch.device]:
     return dist.get_rank(), world, torch.device("cpu")
 
 
+def _average_gradients(parameters: list[torch.nn.Parameter], world: int) -> None:
+    """What DDP does, for stages whose loss does not go through one module's forward."""
+    for parameter in parameters:
+        if parameter.grad is not None:
+            dist.all_reduce(parameter.grad)
+            parameter.grad /= world
+
+
 def evaluate(model: TaskModel, tokenizer: Tokenizer, examples: list[Example]) -> dict[str, float]:
     pairs = [e.text_pair for e in examples] if examples and examples[0].text_pair else None
     logits = predict_logits(model, tokenizer, [e.text for e in examples], pairs)
@@ -140,13 +149,13 @@ def train_loop(
         losses = []
         for indices in bar:
             batch = tokenizer([train[i].text for i in indices],
-                              [train[i].text_pair for i in indices] if has_pairs else None)
-            batch = Batch(batch.input_ids.to(device), batch.attention_mask.to(device),
-                          batch.token_type_ids.to(device), batch.truncated)
+                              [train[i].text_pair for i in indices] if has_pairs else None).to(device)
             labels = torch.tensor([train[i].label for i in indices], device=device)
             loss = batch_loss(batch, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if world > 1 and not isinstance(model, DistributedDataParallel):
+                _average_gradients(parameters, world)
             torch.nn.utils.clip_grad_norm_(parameters, 1.0)
             optimizer.step()
             schedule.step()
@@ -177,7 +186,7 @@ def finetune(data: TaskData, out_dir: str | Path, config: FinetuneConfig,
     elif config.method != "full":
         raise ValueError(f"method must be 'full' or 'lora', not {config.method!r}")
     model.to(device)
-    trained = model if world == 1 else torch.nn.parallel.DistributedDataParallel(model)
+    trained = model if world == 1 else DistributedDataParallel(model)
     train = subsample(data.train, config)
 
     def batch_loss(batch: Batch, labels: torch.Tensor) -> torch.Tensor:
@@ -255,9 +264,9 @@ def plugin_distillation_loss(model: TaskModel, ratio: int, batch: Batch, config:
 @torch.no_grad()
 def dev_distillation_loss(model: TaskModel, tokenizer: Tokenizer, ratio: int, examples: list[Example],
                           config: PluginTrainConfig, batch_size: int = 64) -> float:
-    losses = []
+    losses, device = [], next(model.parameters()).device
     for start in range(0, len(examples), batch_size):
-        batch = tokenizer([e.text for e in examples[start:start + batch_size]])
+        batch = tokenizer([e.text for e in examples[start:start + batch_size]]).to(device)
         losses.append(plugin_distillation_loss(model, ratio, batch, config).item())
     return sum(losses) / len(losses)
 
@@ -293,6 +302,7 @@ def train_plugins(checkpoint: str | Path, data: TaskData, out_dir: str | Path, r
                                       f"for another shape; cannot start ratio-{ratio} training from it")
         plugin_set.load_state_dict(start.state_dict())
     attach(model.encoder, plugin_set, sha)
+    model.to(_distributed()[2])
     backbone = [p for name, p in model.named_parameters() if ".plugins." not in name]
     train = subsample(data.train, config)
 
@@ -320,6 +330,8 @@ def train_plugins(checkpoint: str | Path, data: TaskData, out_dir: str | Path, r
     started = time.perf_counter()
     train_loop(model, train, tokenizer, config, config.lr or 1e-3, batch_loss, end_of_epoch,
                progress, train_mode=False)  # dropout off: teacher and student see the same network
+    if _distributed()[0] != 0:
+        return {}
     metrics = {
         "task": data.name,
         "ratio": ratio,

@@ -58,20 +58,26 @@ def test_demo_reports_the_shipped_adapter_accuracy(capsys):
     assert accuracy > 75.0  # a trained adapter; chance is 50
 
 
-def test_finetune_runs_unchanged_under_torchrun(tiny_bert_dir, tmp_path):
-    """Two CPU processes (gloo): same command, rank 0 saves the checkpoint."""
+def torchrun(*args: str) -> subprocess.CompletedProcess:
+    """Two CPU processes (gloo), the same command line a single process takes."""
+    result = subprocess.run(["torchrun", "--standalone", "--nproc_per_node=2", "-m", "edge_variator.cli",
+                             *args], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def test_finetune_and_plugin_training_run_unchanged_under_torchrun(tiny_bert_dir, tmp_path):
     rows = [(f"the film was {word}", label) for word, label in
             [("great", "pos"), ("awful", "neg"), ("superb", "pos"), ("dreadful", "neg")] * 20]
     write_csv(tmp_path / "reviews.csv", rows)
-    result = subprocess.run(
-        ["torchrun", "--standalone", "--nproc_per_node=2", "-m", "edge_variator.cli", "finetune",
-         "--task", str(tmp_path / "reviews.csv"), "--text-column", "review",
-         "--label-column", "sentiment", "--out", str(tmp_path / "ddp"), "--model", str(tiny_bert_dir),
-         "--epochs", "2", "--batch-size", "8", "--max-length", "32"],
-        capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
+    common = ["--task", str(tmp_path / "reviews.csv"), "--text-column", "review",
+              "--label-column", "sentiment", "--epochs", "2", "--batch-size", "8", "--max-length", "32"]
+    result = torchrun("finetune", *common, "--out", str(tmp_path / "ddp"), "--model", str(tiny_bert_dir))
     assert (tmp_path / "ddp" / "metrics.json").is_file()
-    assert "saved" in result.stdout
+    assert result.stdout.count("saved") == 1  # rank 0 alone reports and saves
+    torchrun("plugins", "train", str(tmp_path / "ddp"), *common, "--ratios", "4",
+             "--out", str(tmp_path / "plugins"))
+    assert (tmp_path / "plugins" / "k4" / "plugins.safetensors").is_file()
 
 
 def test_plugins_train_several_ratios_then_eval(tiny_bert_dir, tmp_path, capsys):
