@@ -1,0 +1,132 @@
+"""Train compression plugins (k = 2, 4, 8) on frozen teachers and print the README's plugin table.
+
+    python scripts/plugin_table.py --tasks mr           # the shipped default task (~25 min, 2 cores)
+    python scripts/plugin_table.py --tasks mr --ship    # ... and copy its plugins into the package
+    python scripts/plugin_table.py --report             # the table from finished runs only
+
+Teachers: mr uses the shipped LoRA adapter; other tasks use runs/teachers/<task>-lora from
+scripts/teacher_table.py (20ng and r8 at 256 tokens need a teacher trained at 256). Each task's
+test split is scored at every ratio; latency is the median batch-1 forward time in PyTorch over
+the same sample of test texts, the ratios interleaved text by text so load drift hits all alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from edge_variator.cli import SHIPPED_ADAPTER
+from edge_variator.cost import average_flops
+from edge_variator.data import load_benchmark
+from edge_variator.plugins import RATIOS, PluginSet, attach, set_ratio
+from edge_variator.task import checkpoint_sha256, load_task
+from edge_variator.tokenizer import Tokenizer, padded_length
+from edge_variator.train import PluginTrainConfig, evaluate, train_plugins
+
+RUNS = Path("runs/plugins")
+SHIPPED_PLUGINS = Path("edge_variator/default/mr_plugins")
+# task -> (teacher, epochs, max_length, max_train)
+SETTINGS = {
+    "mr": (SHIPPED_ADAPTER, 2, 128, None),
+    "trec6": (Path("runs/teachers/trec6-lora"), 3, 128, None),
+    "20ng": (Path("runs/teachers/20ng-lora"), 2, 256, 2000),
+    "r8": (Path("runs/teachers/r8-lora"), 2, 256, 2000),
+}
+LATENCY_SAMPLE = 100
+
+
+def train(task: str) -> None:
+    teacher, epochs, max_length, max_train = SETTINGS[task]
+    data = load_benchmark(task)
+    for ratio in RATIOS:
+        config = PluginTrainConfig(epochs=epochs, max_length=max_length, max_train=max_train)
+        train_plugins(teacher, data, RUNS / task / f"k{ratio}", ratio, config)
+
+
+def measure(task: str) -> dict:
+    """Test accuracy, FLOPs and PyTorch latency at k = 1, 2, 4, 8, all in this one run."""
+    teacher, _, max_length, _ = SETTINGS[task]
+    data = load_benchmark(task)
+    model, tokenizer, _ = load_task(teacher)
+    tokenizer = Tokenizer(tokenizer.model_dir, max_length)
+    sha = checkpoint_sha256(teacher)
+    plugin_parameters = {}
+    for ratio in RATIOS:
+        plugin_set = PluginSet.load(RUNS / task / f"k{ratio}")
+        attach(model.encoder, plugin_set, sha)
+        plugin_parameters[ratio] = sum(p.numel() for p in plugin_set.parameters())
+    backbone = sum(p.numel() for name, p in model.named_parameters() if ".plugins." not in name)
+    lengths = tokenizer.token_lengths([e.text for e in data.test])
+    padded = [padded_length(min(n, max_length)) for n in lengths]
+    ratios = [1, *RATIOS]
+    rows = {}
+    for ratio in ratios:
+        set_ratio(model.encoder, ratio)
+        rows[ratio] = {
+            **evaluate(model, tokenizer, data.test),
+            "flops": average_flops(model.encoder.config, padded, len(data.labels), ratio=ratio),
+            "added_parameters": plugin_parameters.get(ratio, 0) / backbone,
+            "latency_ms": [],
+        }
+    sample = random.Random(0).sample(data.test, min(LATENCY_SAMPLE, len(data.test)))
+    with torch.inference_mode():
+        for example in sample:
+            batch = tokenizer([example.text])
+            for ratio in ratios:
+                set_ratio(model.encoder, ratio)
+                started = time.perf_counter()
+                model(batch.input_ids, batch.attention_mask)
+                rows[ratio]["latency_ms"].append(1000 * (time.perf_counter() - started))
+    for row in rows.values():
+        row["latency_ms"] = statistics.median(row["latency_ms"])
+    result = {"task": task, "max_length": max_length, "test_examples": len(data.test),
+              "mean_padded_tokens": statistics.mean(padded), "ratios": rows}
+    (RUNS / task / "measured.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def table(tasks: list[str]) -> str:
+    lines = ["| task | max tokens (mean padded) | k | test acc | vs k=1 | added params | FLOPs vs k=1 | "
+             "latency vs k=1 (PyTorch) |", "|---|---|---|---|---|---|---|---|"]
+    for task in tasks:
+        path = RUNS / task / "measured.json"
+        if not path.is_file():
+            continue
+        result = json.loads(path.read_text())
+        rows = {int(k): v for k, v in result["ratios"].items()}
+        for ratio, row in rows.items():
+            lines.append(
+                f"| {task} | {result['max_length']} ({result['mean_padded_tokens']:.0f}) | {ratio} | "
+                f"{100 * row['accuracy']:.1f} | {100 * (row['accuracy'] - rows[1]['accuracy']):+.1f} | "
+                f"{100 * row['added_parameters']:.2f}% | {row['flops'] / rows[1]['flops']:.2f} | "
+                f"{row['latency_ms'] / rows[1]['latency_ms']:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--report", action="store_true", help="only print the table of finished runs")
+    parser.add_argument("--ship", action="store_true",
+                        help=f"copy the mr plugins into {SHIPPED_PLUGINS} (the demo's default)")
+    args = parser.parse_args()
+    if not args.report:
+        for task in args.tasks:
+            train(task)
+            measure(task)
+            print(table([task]), flush=True)
+    if args.ship:
+        for ratio in RATIOS:
+            shutil.copytree(RUNS / "mr" / f"k{ratio}", SHIPPED_PLUGINS / f"k{ratio}", dirs_exist_ok=True)
+    print(table(args.tasks))
+
+
+if __name__ == "__main__":
+    main()
