@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -39,10 +38,10 @@ def inspect(task: datasets.TaskData, examples: int) -> None:
     print(f"{task.name}: {len(task.labels)} labels {task.labels}")
     for split in datasets.SPLITS:
         rows = task.split(split)
-        lengths = sorted(tokenizer.token_lengths([e.text for e in rows]))
+        stats = tokenizer.length_stats([e.text for e in rows])
         counts = [sum(e.label == i for e in rows) for i in range(len(task.labels))]
-        print(f"  {split:5} {len(rows):6,} examples, tokens mean {statistics.mean(lengths):.0f} "
-              f"p90 {lengths[int(0.9 * (len(lengths) - 1))]}, per label {counts}")
+        print(f"  {split:5} {len(rows):6,} examples, tokens mean {stats['mean']:.0f} "
+              f"p90 {stats['p90']}, per label {counts}")
     for example in task.train[:examples]:
         print(f"  [{task.labels[example.label]}] {example.text[:120]}")
 

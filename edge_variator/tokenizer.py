@@ -59,6 +59,11 @@ class Tokenizer:
                           truncation=False, verbose=False)
         return [len(ids) for ids in encoded["input_ids"]]
 
+    def length_stats(self, texts: Sequence[str]) -> dict[str, float]:
+        """Mean and 90th-percentile untruncated token length (what max_length to pick)."""
+        lengths = sorted(self.token_lengths(texts))
+        return {"mean": sum(lengths) / len(lengths), "p90": lengths[int(0.9 * (len(lengths) - 1))]}
+
     def __call__(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> Batch:
         if isinstance(texts, str):
             raise TextError("pass a list of texts, not a single string")

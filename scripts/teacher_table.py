@@ -15,7 +15,6 @@ import argparse
 import json
 import random
 import shutil
-import statistics
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,10 +38,9 @@ SETTINGS = {
 
 def token_stats(task: str) -> dict:
     data = load_benchmark(task)
-    lengths = sorted(Tokenizer(default_model_dir()).token_lengths([e.text for e in data.train]))
+    lengths = Tokenizer(default_model_dir()).length_stats([e.text for e in data.train])
     return {"train": len(data.train), "dev": len(data.dev), "test": len(data.test),
-            "labels": len(data.labels), "mean_tokens": statistics.mean(lengths),
-            "p90_tokens": lengths[int(0.9 * (len(lengths) - 1))]}
+            "labels": len(data.labels), "mean_tokens": lengths["mean"], "p90_tokens": lengths["p90"]}
 
 
 def run(task: str, method: str) -> dict:
