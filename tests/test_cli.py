@@ -17,6 +17,19 @@ def write_csv(path, rows):
         writer.writerows(rows)
 
 
+def reviews_task(folder, copies=10) -> list[str]:
+    """A separable user CSV; returns the --task arguments that name it."""
+    rows = [(f"the film was {word}", label) for word, label in
+            [("great", "pos"), ("awful", "neg"), ("superb", "pos"), ("dreadful", "neg")] * copies]
+    write_csv(folder / "reviews.csv", rows)
+    return ["--task", str(folder / "reviews.csv"), "--text-column", "review", "--label-column", "sentiment"]
+
+
+def finetune_tiny(tiny_bert_dir, common, out) -> None:
+    main(["finetune", *common, "--out", str(out), "--model", str(tiny_bert_dir),
+          "--epochs", "1", "--max-length", "32"])
+
+
 def test_entry_point_is_installed():
     result = subprocess.run(["edge-variator", "--help"], capture_output=True, text=True, check=True)
     for command in ("data", "finetune", "eval", "demo"):
@@ -30,13 +43,8 @@ def test_data_list_names_every_benchmark(capsys):
 
 
 def test_finetune_then_eval_on_a_user_csv(tiny_bert_dir, tmp_path, capsys):
-    rows = [(f"the film was {word}", label) for word, label in
-            [("great", "pos"), ("awful", "neg"), ("superb", "pos"), ("dreadful", "neg")] * 10]
-    write_csv(tmp_path / "reviews.csv", rows)
-    common = ["--task", str(tmp_path / "reviews.csv"), "--text-column", "review",
-              "--label-column", "sentiment"]
-    main(["finetune", *common, "--out", str(tmp_path / "ft"), "--model", str(tiny_bert_dir),
-          "--epochs", "1", "--max-length", "32"])
+    common = reviews_task(tmp_path)
+    finetune_tiny(tiny_bert_dir, common, tmp_path / "ft")
     assert (tmp_path / "ft" / "metrics.json").is_file()
     main(["eval", str(tmp_path / "ft"), *common, "--split", "test"])
     out = capsys.readouterr().out
@@ -67,11 +75,7 @@ def torchrun(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_finetune_and_plugin_training_run_unchanged_under_torchrun(tiny_bert_dir, tmp_path):
-    rows = [(f"the film was {word}", label) for word, label in
-            [("great", "pos"), ("awful", "neg"), ("superb", "pos"), ("dreadful", "neg")] * 20]
-    write_csv(tmp_path / "reviews.csv", rows)
-    common = ["--task", str(tmp_path / "reviews.csv"), "--text-column", "review",
-              "--label-column", "sentiment", "--epochs", "2", "--batch-size", "8", "--max-length", "32"]
+    common = [*reviews_task(tmp_path, copies=20), "--epochs", "2", "--batch-size", "8", "--max-length", "32"]
     result = torchrun("finetune", *common, "--out", str(tmp_path / "ddp"), "--model", str(tiny_bert_dir))
     assert (tmp_path / "ddp" / "metrics.json").is_file()
     assert result.stdout.count("saved") == 1  # rank 0 alone reports and saves
@@ -81,13 +85,8 @@ def test_finetune_and_plugin_training_run_unchanged_under_torchrun(tiny_bert_dir
 
 
 def test_plugins_train_several_ratios_then_eval(tiny_bert_dir, tmp_path, capsys):
-    rows = [(f"the film was {word}", label) for word, label in
-            [("great", "pos"), ("awful", "neg"), ("superb", "pos"), ("dreadful", "neg")] * 10]
-    write_csv(tmp_path / "reviews.csv", rows)
-    common = ["--task", str(tmp_path / "reviews.csv"), "--text-column", "review",
-              "--label-column", "sentiment"]
-    main(["finetune", *common, "--out", str(tmp_path / "ft"), "--model", str(tiny_bert_dir),
-          "--epochs", "1", "--max-length", "32"])
+    common = reviews_task(tmp_path)
+    finetune_tiny(tiny_bert_dir, common, tmp_path / "ft")
     main(["plugins", "train", str(tmp_path / "ft"), *common, "--ratios", "2", "4",
           "--out", str(tmp_path / "plugins"), "--epochs", "1", "--max-length", "32"])
     assert sorted(p.name for p in (tmp_path / "plugins").iterdir()) == ["k2", "k4"]
