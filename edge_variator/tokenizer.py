@@ -7,6 +7,7 @@ Texts past the maximum length are truncated and flagged, never rejected.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,9 @@ class Tokenizer:
             raise ValueError(
                 f"max_length={max_length} must be a multiple of {PAD_MULTIPLE} and >= {MIN_LENGTH}"
             )
+        positions = json.loads((Path(model_dir) / "config.json").read_text())["max_position_embeddings"]
+        if max_length > positions:
+            raise ValueError(f"max_length={max_length} exceeds the model's {positions} positions")
         self.hf = AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
         self.max_length = max_length
         self.model_dir = Path(model_dir)

@@ -53,3 +53,8 @@ def test_single_string_is_refused(tokenizer):
 def test_max_length_must_suit_export(tokenizer):
     with pytest.raises(ValueError, match="multiple of 8"):
         Tokenizer(default_model_dir(), max_length=100)
+
+
+def test_max_length_cannot_exceed_the_models_positions():
+    with pytest.raises(ValueError, match="exceeds the model's 512 positions"):
+        Tokenizer(default_model_dir(), max_length=1024)
