@@ -19,7 +19,7 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
     """A random 2-layer, 32-wide BertModel (with the default model's tokenizer) saved by transformers."""
     torch.manual_seed(0)
     config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=64, max_position_embeddings=128)
+                        intermediate_size=64, max_position_embeddings=512)
     folder = tmp_path_factory.mktemp("tiny_bert")
     BertModel(config).save_pretrained(folder, safe_serialization=True)
     for name in TOKENIZER_FILES:
