@@ -133,34 +133,49 @@ def cmd_plugins_train(args: argparse.Namespace) -> None:
               f"{metrics['train_seconds']:.0f} s -> {out}")
 
 
-def cmd_plugins_eval(args: argparse.Namespace) -> None:
+def evaluate_ratios(checkpoint: Path, plugins_dir: Path, task: datasets.TaskData, split: str,
+                    ratios: list[int], max_length: int | None = None) -> list[dict]:
+    """Accuracy, macro-F1 and FLOPs relative to k = 1 of a checkpoint at k = 1 and each ratio."""
     from edge_variator.plugins import PluginSet, attach, set_ratio
     from edge_variator.task import checkpoint_sha256, load_task
+    from edge_variator.tokenizer import Tokenizer
     from edge_variator.train import evaluate
 
-    task = load_task_data(args)
-    model, tokenizer, info = load_task(args.checkpoint)
-    tokenizer = type(tokenizer)(tokenizer.model_dir, args.max_length or info.max_length)
-    sha = checkpoint_sha256(args.checkpoint)
-    plugged = {}
-    for ratio in args.ratios:
-        plugin_set = PluginSet.load(Path(args.plugins) / f"k{ratio}")
+    model, tokenizer, info = load_task(checkpoint)
+    tokenizer = Tokenizer(tokenizer.model_dir, max_length or info.max_length)
+    sha = checkpoint_sha256(checkpoint)
+    plugged_layers = {}
+    for ratio in ratios:
+        plugin_set = PluginSet.load(plugins_dir / f"k{ratio}")
         attach(model.encoder, plugin_set, sha)
-        plugged[ratio] = len(plugin_set.config.layers)
-    rows = task.split(args.split)
+        plugged_layers[ratio] = len(plugin_set.config.layers)
+    rows = task.split(split)
     lengths = tokenizer.token_lengths([e.text for e in rows])
     padded = [padded_length(min(n, tokenizer.max_length)) for n in lengths]
     config = model.encoder.config
     base_flops = average_flops(config, padded, len(task.labels))
-    print(f"{task.name} {args.split} ({len(rows):,} examples, max {tokenizer.max_length} tokens)")
-    print("  k  accuracy  macro-F1  FLOPs vs k=1")
-    for ratio in [1, *args.ratios]:
+    results = []
+    for ratio in [1, *ratios]:
         set_ratio(model.encoder, ratio)
-        metrics = evaluate(model, tokenizer, rows)
         flops = average_flops(config, padded, len(task.labels), ratio=ratio,
-                              plugged_layers=plugged.get(ratio, 0))
-        print(f"  {ratio}  {100 * metrics['accuracy']:7.2f}  {100 * metrics['macro_f1']:8.2f}  "
-              f"{flops / base_flops:11.3f}")
+                              plugged_layers=plugged_layers.get(ratio, 0))
+        results.append({"ratio": ratio, **evaluate(model, tokenizer, rows), "flops": flops / base_flops})
+    return results
+
+
+def print_ratios(name: str, split: str, results: list[dict]) -> None:
+    print(f"{name} {split} at each compression ratio k (FFN on n/k merged vectors):")
+    print("  k  accuracy  macro-F1  FLOPs vs k=1")
+    for row in results:
+        print(f"  {row['ratio']}  {100 * row['accuracy']:7.2f}  {100 * row['macro_f1']:8.2f}  "
+              f"{row['flops']:11.3f}")
+
+
+def cmd_plugins_eval(args: argparse.Namespace) -> None:
+    task = load_task_data(args)
+    results = evaluate_ratios(Path(args.checkpoint), Path(args.plugins), task, args.split, args.ratios,
+                              args.max_length)
+    print_ratios(task.name, args.split, results)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,7 +34,7 @@ RUNS = Path("runs/plugins")
 SHIPPED_PLUGINS = Path("edge_variator/default/mr_plugins")
 # task -> (teacher, epochs, max_length, max_train)
 SETTINGS = {
-    "mr": (SHIPPED_ADAPTER, 2, 128, None),
+    "mr": (SHIPPED_ADAPTER, 1, 128, None),
     "trec6": (Path("runs/teachers/trec6-lora"), 3, 128, None),
     "20ng": (Path("runs/teachers/20ng-lora"), 2, 256, 2000),
     "r8": (Path("runs/teachers/r8-lora"), 2, 256, 2000),
