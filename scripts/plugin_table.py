@@ -22,13 +22,12 @@ from pathlib import Path
 
 import torch
 
-from edge_variator.cli import SHIPPED_ADAPTER
-from edge_variator.cost import average_flops
+from edge_variator.cli import SHIPPED_ADAPTER, evaluate_ratios
 from edge_variator.data import load_benchmark
 from edge_variator.plugins import RATIOS, PluginSet, attach, set_ratio
 from edge_variator.task import checkpoint_sha256, load_task
 from edge_variator.tokenizer import Tokenizer, padded_length
-from edge_variator.train import PluginTrainConfig, evaluate, train_plugins
+from edge_variator.train import PluginTrainConfig, train_plugins
 
 RUNS = Path("runs/plugins")
 SHIPPED_PLUGINS = Path("edge_variator/default/mr_plugins")
@@ -54,27 +53,20 @@ def measure(task: str) -> dict:
     """Test accuracy, FLOPs and PyTorch latency at k = 1, 2, 4, 8, all in this one run."""
     teacher, _, max_length, _ = SETTINGS[task]
     data = load_benchmark(task)
+    ratios = [1, *RATIOS]
+    rows = {row["ratio"]: row for row in
+            evaluate_ratios(teacher, RUNS / task, data, "test", list(RATIOS), max_length)}
+
     model, tokenizer, _ = load_task(teacher)
     tokenizer = Tokenizer(tokenizer.model_dir, max_length)
     sha = checkpoint_sha256(teacher)
-    plugin_parameters = {}
+    backbone = sum(p.numel() for p in model.parameters())
+    rows[1]["added_parameters"] = 0.0
     for ratio in RATIOS:
         plugin_set = PluginSet.load(RUNS / task / f"k{ratio}")
         attach(model.encoder, plugin_set, sha)
-        plugin_parameters[ratio] = sum(p.numel() for p in plugin_set.parameters())
-    backbone = sum(p.numel() for name, p in model.named_parameters() if ".plugins." not in name)
-    lengths = tokenizer.token_lengths([e.text for e in data.test])
-    padded = [padded_length(min(n, max_length)) for n in lengths]
-    ratios = [1, *RATIOS]
-    rows = {}
-    for ratio in ratios:
-        set_ratio(model.encoder, ratio)
-        rows[ratio] = {
-            **evaluate(model, tokenizer, data.test),
-            "flops": average_flops(model.encoder.config, padded, len(data.labels), ratio=ratio),
-            "added_parameters": plugin_parameters.get(ratio, 0) / backbone,
-            "latency_ms": [],
-        }
+        rows[ratio]["added_parameters"] = sum(p.numel() for p in plugin_set.parameters()) / backbone
+    latency = {ratio: [] for ratio in ratios}
     sample = random.Random(0).sample(data.test, min(LATENCY_SAMPLE, len(data.test)))
     with torch.inference_mode():
         for example in sample:
@@ -83,11 +75,13 @@ def measure(task: str) -> dict:
                 set_ratio(model.encoder, ratio)
                 started = time.perf_counter()
                 model(batch.input_ids, batch.attention_mask)
-                rows[ratio]["latency_ms"].append(1000 * (time.perf_counter() - started))
-    for row in rows.values():
-        row["latency_ms"] = statistics.median(row["latency_ms"])
+                latency[ratio].append(1000 * (time.perf_counter() - started))
+    for ratio in ratios:
+        rows[ratio]["latency_ms"] = statistics.median(latency[ratio])
+    lengths = tokenizer.token_lengths([e.text for e in data.test])
     result = {"task": task, "max_length": max_length, "test_examples": len(data.test),
-              "mean_padded_tokens": statistics.mean(padded), "ratios": rows}
+              "mean_padded_tokens": statistics.mean(padded_length(min(n, max_length)) for n in lengths),
+              "ratios": rows}
     (RUNS / task / "measured.json").write_text(json.dumps(result, indent=2))
     return result
 
@@ -105,7 +99,7 @@ def table(tasks: list[str]) -> str:
             lines.append(
                 f"| {task} | {result['max_length']} ({result['mean_padded_tokens']:.0f}) | {ratio} | "
                 f"{100 * row['accuracy']:.1f} | {100 * (row['accuracy'] - rows[1]['accuracy']):+.1f} | "
-                f"{100 * row['added_parameters']:.2f}% | {row['flops'] / rows[1]['flops']:.2f} | "
+                f"{100 * row['added_parameters']:.2f}% | {row['flops']:.2f} | "
                 f"{row['latency_ms'] / rows[1]['latency_ms']:.2f} |")
     return "\n".join(lines)
 
