@@ -14,6 +14,7 @@ from edge_variator.encoder import ModelLoadError
 from edge_variator.tokenizer import padded_length
 
 SHIPPED_ADAPTER = Path(__file__).parent / "default" / "mr_lora"
+SHIPPED_PLUGINS = Path(__file__).parent / "default" / "mr_plugins"  # k2/, k4/, k8/ on that adapter
 
 
 def cmd_data(args: argparse.Namespace) -> None:
@@ -106,6 +107,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
           f"shipped adapter: {SHIPPED_ADAPTER} "
           f"({(SHIPPED_ADAPTER / 'adapter.safetensors').stat().st_size / 1e6:.1f} MB)")
     print_evaluation(task.name, "dev", evaluate_checkpoint(SHIPPED_ADAPTER, task, "dev"))
+    ratios = sorted(int(path.name[1:]) for path in SHIPPED_PLUGINS.glob("k*"))
+    print_ratios(task.name, "dev", evaluate_ratios(SHIPPED_ADAPTER, SHIPPED_PLUGINS, task, "dev", ratios))
     print(f"demo finished in {time.perf_counter() - started:.0f} s")
 
 

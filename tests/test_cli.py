@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from edge_variator.cli import SHIPPED_ADAPTER, main
+from edge_variator.cli import SHIPPED_ADAPTER, SHIPPED_PLUGINS, main
 
 
 def write_csv(path, rows):
@@ -60,10 +60,17 @@ def test_bad_user_file_exits_with_the_reason(tmp_path):
 
 def test_demo_reports_the_shipped_adapter_accuracy(capsys):
     assert (SHIPPED_ADAPTER / "adapter.safetensors").stat().st_size < 5_000_000
+    assert sum(f.stat().st_size for f in SHIPPED_PLUGINS.rglob("*.safetensors")) < 10_000_000
     main(["demo"])
     out = capsys.readouterr().out
     accuracy = float(out.split("mr dev: accuracy ")[1].split("%")[0])
     assert accuracy > 75.0  # a trained adapter; chance is 50
+    rows = [line.split() for line in out.split("FLOPs vs k=1\n")[1].splitlines() if line.startswith("  ")]
+    assert [int(row[0]) for row in rows] == [1, 2, 4, 8]  # the shipped plugin sets
+    assert float(rows[0][1]) == accuracy
+    flops = [float(row[-1]) for row in rows]
+    assert flops == sorted(flops, reverse=True) and flops[-1] < 0.7
+    assert all(float(row[1]) > 70.0 for row in rows)  # trained plugins stay far above chance
 
 
 def torchrun(*args: str) -> subprocess.CompletedProcess:
