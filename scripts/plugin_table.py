@@ -1,6 +1,6 @@
 """Train compression plugins (k = 2, 4, 8) on frozen teachers and print the README's plugin table.
 
-    python scripts/plugin_table.py --tasks mr           # the shipped default task (~25 min, 2 cores)
+    python scripts/plugin_table.py --tasks mr           # the shipped default task (~12 min, 2 cores)
     python scripts/plugin_table.py --tasks mr --ship    # ... and copy its plugins into the package
     python scripts/plugin_table.py --report             # the table from finished runs only
 
