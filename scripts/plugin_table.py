@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from edge_variator.cli import SHIPPED_ADAPTER, evaluate_ratios
+from edge_variator.cli import SHIPPED_ADAPTER, SHIPPED_PLUGINS, evaluate_ratios
 from edge_variator.data import load_benchmark
 from edge_variator.plugins import RATIOS, PluginSet, attach, set_ratio
 from edge_variator.task import checkpoint_sha256, load_task
@@ -30,7 +30,6 @@ from edge_variator.tokenizer import Tokenizer, padded_length
 from edge_variator.train import PluginTrainConfig, train_plugins
 
 RUNS = Path("runs/plugins")
-SHIPPED_PLUGINS = Path("edge_variator/default/mr_plugins")
 # task -> (teacher, epochs, max_length, max_train)
 SETTINGS = {
     "mr": (SHIPPED_ADAPTER, 1, 128, None),

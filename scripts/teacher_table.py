@@ -18,13 +18,13 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+from edge_variator.cli import SHIPPED_ADAPTER
 from edge_variator.data import BENCHMARKS, load_benchmark
 from edge_variator.encoder import default_model_dir
 from edge_variator.tokenizer import Tokenizer
 from edge_variator.train import FinetuneConfig, finetune
 
 RUNS = Path("runs/teachers")
-SHIPPED_ADAPTER = Path("edge_variator/default/mr_lora")
 
 # task -> (epochs, max_length, max_train, max_test)
 SETTINGS = {
