@@ -180,7 +180,3 @@ def set_ratio(encoder: Encoder, ratio: int) -> None:
     for layer in encoder.layers:
         if isinstance(layer.ffn, PluggedFFN):
             layer.ffn.ratio = ratio
-
-
-def plugin_parameters(plugin_set: PluginSet) -> int:
-    return sum(p.numel() for p in plugin_set.parameters())

@@ -20,11 +20,12 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from edge_variator.cost import parameter_count
 from edge_variator.data import Example, TaskData
 from edge_variator.encoder import backbone_sha256, default_model_dir, load_encoder
 from edge_variator.files import write_json
 from edge_variator.metrics import classification_metrics
-from edge_variator.plugins import PluginMismatchError, PluginSet, attach, plugin_parameters, set_ratio
+from edge_variator.plugins import PluginMismatchError, PluginSet, attach, set_ratio
 from edge_variator.task import (
     DEFAULT_BASE,
     LORA_TARGETS,
@@ -126,7 +127,8 @@ def train_loop(
 
     `batch_loss(batch, labels)` gives the loss of one batch (already on the model's device);
     `end_of_epoch(epoch, losses)` runs on rank 0 after each epoch (evaluate, keep the best).
-    Under torchrun each rank takes every world-th batch; the caller wraps `model` in DDP.
+    Under torchrun each rank takes every world-th batch; gradients are averaged by DDP when the
+    caller wrapped `model` in it, else here after each backward.
     """
     rank, world, device = _distributed()
     has_pairs = bool(train[0].text_pair)
@@ -220,7 +222,7 @@ def finetune(data: TaskData, out_dir: str | Path, config: FinetuneConfig,
         "dev": {k[4:]: v for k, v in best.items() if k.startswith("dev_")},
         "test": evaluate(best_model, tokenizer, data.test),
         "history": history,
-        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "trainable_parameters": parameter_count(model, trainable_only=True),
     }
     write_json(Path(out_dir) / "metrics.json", metrics)
     return metrics
@@ -338,7 +340,7 @@ def train_plugins(checkpoint: str | Path, data: TaskData, out_dir: str | Path, r
         "config": asdict(config),
         "train_examples": len(train),
         "train_seconds": round(time.perf_counter() - started, 1),
-        "plugin_parameters": plugin_parameters(plugin_set),
+        "plugin_parameters": parameter_count(plugin_set),
         "backbone_parameters": sum(p.numel() for p in backbone),
         "history": history,
     }

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from edge_variator.cli import SHIPPED_ADAPTER, SHIPPED_PLUGINS, evaluate_ratios
+from edge_variator.cost import parameter_count
 from edge_variator.data import load_benchmark
 from edge_variator.plugins import RATIOS, PluginSet, attach, set_ratio
 from edge_variator.task import checkpoint_sha256, load_task
@@ -59,12 +60,12 @@ def measure(task: str) -> dict:
     model, tokenizer, _ = load_task(teacher)
     tokenizer = Tokenizer(tokenizer.model_dir, max_length)
     sha = checkpoint_sha256(teacher)
-    backbone = sum(p.numel() for p in model.parameters())
+    backbone = parameter_count(model)
     rows[1]["added_parameters"] = 0.0
     for ratio in RATIOS:
         plugin_set = PluginSet.load(RUNS / task / f"k{ratio}")
         attach(model.encoder, plugin_set, sha)
-        rows[ratio]["added_parameters"] = sum(p.numel() for p in plugin_set.parameters()) / backbone
+        rows[ratio]["added_parameters"] = parameter_count(plugin_set) / backbone
     latency = {ratio: [] for ratio in ratios}
     sample = random.Random(0).sample(data.test, min(LATENCY_SAMPLE, len(data.test)))
     with torch.inference_mode():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from edge_variator.cost import parameter_count
 from edge_variator.encoder import Encoder, EncoderConfig, backbone_sha256, load_encoder
 from edge_variator.plugins import (
     PluggedFFN,
@@ -14,7 +15,6 @@ from edge_variator.plugins import (
     RatioError,
     attach,
     available_ratios,
-    plugin_parameters,
     set_ratio,
 )
 from edge_variator.tokenizer import Tokenizer
@@ -101,7 +101,7 @@ def test_parameter_count_matches_the_formula():
     for ratio in (2, 4, 8):
         plugin_set = PluginSet.for_backbone(encoder, SHA, ratio, bottleneck=bottleneck)
         per_layer = (ratio * d * ratio + ratio) + (2 * d * bottleneck + bottleneck) + (bottleneck * d + d)
-        assert plugin_parameters(plugin_set) == CONFIG.layers * per_layer
+        assert parameter_count(plugin_set) == CONFIG.layers * per_layer
 
 
 def test_only_chosen_layers_are_plugged():
