@@ -11,7 +11,6 @@ from pathlib import Path
 from edge_variator import data as datasets
 from edge_variator.cost import average_flops, parameter_count
 from edge_variator.encoder import ModelLoadError
-from edge_variator.tokenizer import padded_length
 
 SHIPPED_ADAPTER = Path(__file__).parent / "default" / "mr_lora"
 SHIPPED_PLUGINS = Path(__file__).parent / "default" / "mr_plugins"  # k2/, k4/, k8/ on that adapter
@@ -74,7 +73,7 @@ def evaluate_checkpoint(checkpoint: Path, task: datasets.TaskData, split: str) -
         raise SystemExit(f"{checkpoint} predicts {info.labels}, but {task.name} has {task.labels}")
     rows = task.split(split)
     lengths = tokenizer.token_lengths([e.text for e in rows])
-    padded = [padded_length(min(n, tokenizer.max_length)) for n in lengths]
+    padded = tokenizer.padded_lengths([e.text for e in rows])
     started = time.perf_counter()
     metrics = evaluate(model, tokenizer, rows)
     return {
@@ -129,10 +128,10 @@ def cmd_plugins_train(args: argparse.Namespace) -> None:
         metrics = train_plugins(resolve_base(args.checkpoint), task, out, ratio, config)
         if not metrics:  # another torchrun rank: rank 0 reports
             continue
-        best = metrics["history"][-1]
+        last = metrics["history"][-1]
         print(f"k={ratio}: {metrics['plugin_parameters']:,} parameters "
               f"({100 * metrics['plugin_parameters'] / metrics['backbone_parameters']:.2f}% of the "
-              f"backbone), last dev {({k: v for k, v in best.items() if k.startswith('dev_')})}, "
+              f"backbone), last dev {({k: v for k, v in last.items() if k.startswith('dev_')})}, "
               f"{metrics['train_seconds']:.0f} s -> {out}")
 
 
@@ -153,8 +152,7 @@ def evaluate_ratios(checkpoint: Path, plugins_dir: Path, task: datasets.TaskData
         attach(model.encoder, plugin_set, sha)
         plugged_layers[ratio] = len(plugin_set.config.layers)
     rows = task.split(split)
-    lengths = tokenizer.token_lengths([e.text for e in rows])
-    padded = [padded_length(min(n, tokenizer.max_length)) for n in lengths]
+    padded = tokenizer.padded_lengths([e.text for e in rows])
     config = model.encoder.config
     base_flops = average_flops(config, padded, len(task.labels))
     results = []

@@ -63,6 +63,10 @@ class Tokenizer:
                           truncation=False, verbose=False)
         return [len(ids) for ids in encoded["input_ids"]]
 
+    def padded_lengths(self, texts: Sequence[str]) -> list[int]:
+        """The length each text runs at: truncated to max_length, padded as __call__ pads it alone."""
+        return [padded_length(min(n, self.max_length)) for n in self.token_lengths(texts)]
+
     def length_stats(self, texts: Sequence[str]) -> dict[str, float]:
         """Mean and 90th-percentile untruncated token length (what max_length to pick)."""
         lengths = sorted(self.token_lengths(texts))

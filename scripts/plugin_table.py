@@ -27,7 +27,7 @@ from edge_variator.cost import parameter_count
 from edge_variator.data import load_benchmark
 from edge_variator.plugins import RATIOS, PluginSet, attach, set_ratio
 from edge_variator.task import checkpoint_sha256, load_task
-from edge_variator.tokenizer import Tokenizer, padded_length
+from edge_variator.tokenizer import Tokenizer
 from edge_variator.train import PluginTrainConfig, train_plugins
 
 RUNS = Path("runs/plugins")
@@ -78,9 +78,8 @@ def measure(task: str) -> dict:
                 latency[ratio].append(1000 * (time.perf_counter() - started))
     for ratio in ratios:
         rows[ratio]["latency_ms"] = statistics.median(latency[ratio])
-    lengths = tokenizer.token_lengths([e.text for e in data.test])
     result = {"task": task, "max_length": max_length, "test_examples": len(data.test),
-              "mean_padded_tokens": statistics.mean(padded_length(min(n, max_length)) for n in lengths),
+              "mean_padded_tokens": statistics.mean(tokenizer.padded_lengths([e.text for e in data.test])),
               "ratios": rows}
     (RUNS / task / "measured.json").write_text(json.dumps(result, indent=2))
     return result

@@ -58,3 +58,9 @@ def test_max_length_must_suit_export(tokenizer):
 def test_max_length_cannot_exceed_the_models_positions():
     with pytest.raises(ValueError, match="exceeds the model's 512 positions"):
         Tokenizer(default_model_dir(), max_length=1024)
+
+
+def test_padded_lengths_are_the_shapes_texts_run_at(tokenizer):
+    texts = ["fine", "word " * 20, "word " * 100]
+    shapes = [tokenizer([text]).input_ids.shape[1] for text in texts]
+    assert tokenizer.padded_lengths(texts) == shapes == [16, 24, 32]
