@@ -34,8 +34,9 @@ def plugin_flops(config: EncoderConfig, seq: int, ratio: int, bottleneck: int = 
     merged = seq // ratio
     return {
         "merge": linear_flops(merged, ratio * config.hidden, ratio) + 2 * seq * config.hidden,
-        "restore": linear_flops(seq, 2 * config.hidden, bottleneck)
-        + linear_flops(seq, bottleneck, config.hidden),
+        # the adapter's input half that reads the FFN output runs before the repeat (n/k rows)
+        "restore": linear_flops(merged, config.hidden, bottleneck)
+        + linear_flops(seq, config.hidden, bottleneck) + linear_flops(seq, bottleneck, config.hidden),
     }
 
 

@@ -9,7 +9,6 @@ Outputs equal `BertModel`'s to 1e-5 (tests/test_encoder.py).
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -143,8 +142,10 @@ class SelfAttention(nn.Module):
         query = split_heads(self.query(hidden))
         key = split_heads(self.key(hidden))
         value = split_heads(self.value(hidden))
-        scores = query @ key.transpose(-1, -2) / math.sqrt(self.head_dim) + additive_mask
-        context = self.dropout(torch.softmax(scores, dim=-1)) @ value
+        # one fused kernel in eager (about a quarter of a layer's CPU time at 256 tokens was the
+        # unfused scale + softmax); torch.export decomposes it to matmul + softmax for the runtimes
+        context = nn.functional.scaled_dot_product_attention(
+            query, key, value, attn_mask=additive_mask, dropout_p=self.dropout.p if self.training else 0.0)
         context = context.transpose(1, 2).reshape(batch, seq, self.heads * self.head_dim)
         return self.output(context)
 

@@ -65,9 +65,14 @@ class CompressionPlugin(nn.Module):
 
     def restore(self, merged_output: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """(batch, n/k, d) FFN outputs -> (batch, n, d), corrected per token from its own input."""
-        repeated = merged_output.repeat_interleave(self.ratio, dim=1)
-        correction = self.adapter_out(torch.tanh(self.adapter_in(torch.cat([repeated, hidden], -1))))
-        return repeated + correction
+        # adapter_in(cat[repeated, hidden]) with its first half applied before the repeat: the
+        # same sum, but that half costs n/k rows instead of n, and no (n, 2d) concat is built
+        dim = hidden.shape[-1]
+        weight = self.adapter_in.weight
+        from_merged = nn.functional.linear(merged_output, weight[:, :dim])
+        from_token = nn.functional.linear(hidden, weight[:, dim:], self.adapter_in.bias)
+        bottleneck = from_merged.repeat_interleave(self.ratio, dim=1) + from_token
+        return merged_output.repeat_interleave(self.ratio, dim=1) + self.adapter_out(torch.tanh(bottleneck))
 
     def forward(self, hidden: torch.Tensor, ffn: FeedForward,
                 additive_mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -5,8 +5,9 @@
     python scripts/plugin_table.py --report             # the table from finished runs only
 
 Teachers: mr uses the shipped LoRA adapter; other tasks use runs/teachers/<task>-lora from
-scripts/teacher_table.py (20ng and r8 at 256 tokens need a teacher trained at 256). Each task's
-test split is scored at every ratio; latency is the median batch-1 forward time in PyTorch over
+scripts/teacher_table.py. The 20ng and r8 teachers are fine-tuned at 128 tokens; their plugins are
+trained at 256 and every ratio, k = 1 included, is scored at 256, so the rows compare like with like.
+Each task's test split is scored at every ratio; latency is the median batch-1 forward time in PyTorch over
 the same sample of test texts, the ratios interleaved text by text so load drift hits all alike.
 """
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from edge_variator.cost import average_flops, encoder_flops
 from edge_variator.encoder import Encoder, EncoderConfig
 from edge_variator.metrics import classification_metrics
 from edge_variator.task import TaskModel
+
+# The counter cannot see inside the fused CPU attention kernel; the math backend is the same
+# computation as separate matmuls, which it counts.
+MATH_ATTENTION = SDPBackend.MATH
 
 CONFIG = EncoderConfig(vocab_size=100, hidden=32, layers=2, heads=4, intermediate=64, max_positions=64)
 
@@ -18,7 +23,7 @@ CONFIG = EncoderConfig(vocab_size=100, hidden=32, layers=2, heads=4, intermediat
 def test_analytic_flops_match_the_flop_counter(seq):
     model = TaskModel(Encoder(CONFIG), ["a", "b", "c"]).eval()
     ids = torch.randint(1, 100, (1, seq))
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
+    with FlopCounterMode(display=False) as counter, torch.no_grad(), sdpa_kernel(MATH_ATTENTION):
         model(ids, torch.ones_like(ids))
     assert encoder_flops(CONFIG, seq, num_labels=3)["total"] == counter.get_total_flops()
 
@@ -51,7 +56,7 @@ def test_plugin_flops_match_the_flop_counter(ratio):
     attach(model.encoder, PluginSet.for_backbone(model.encoder, "0" * 64, ratio, bottleneck=16), "0" * 64)
     set_ratio(model.encoder, ratio)
     ids = torch.randint(1, 100, (1, 64))
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
+    with FlopCounterMode(display=False) as counter, torch.no_grad(), sdpa_kernel(MATH_ATTENTION):
         model(ids, torch.ones_like(ids))
     analytic = encoder_flops(CONFIG, 64, num_labels=2, ratio=ratio, bottleneck=16)
     # the counter sees the merge's weighted sum as elementwise work (uncounted); all matmuls match
@@ -59,7 +64,8 @@ def test_plugin_flops_match_the_flop_counter(ratio):
 
 
 def test_minilm_layer_flops_ratios_at_256_tokens():
-    """The bound quoted in the plugins issue: 0.74 / 0.59 / 0.51 of k = 1 (bottleneck 64, d = 384)."""
+    """The issue quotes 0.74 / 0.59 / 0.51 of k = 1 (bottleneck 64, d = 384); applying the restore
+    adapter's FFN-side half before the repeat brings it to 0.73 / 0.58 / 0.50."""
     minilm = EncoderConfig(vocab_size=30522, hidden=384, layers=6, heads=12, intermediate=1536)
     layer = {k: encoder_flops(minilm, 256, ratio=k)["total"] for k in (1, 2, 4, 8)}
-    assert [round(layer[k] / layer[1], 2) for k in (2, 4, 8)] == [0.74, 0.59, 0.51]
+    assert [round(layer[k] / layer[1], 2) for k in (2, 4, 8)] == [0.73, 0.58, 0.50]
