@@ -14,6 +14,7 @@ from edge_variator.encoder import ModelLoadError
 
 SHIPPED_ADAPTER = Path(__file__).parent / "default" / "mr_lora"
 SHIPPED_PLUGINS = Path(__file__).parent / "default" / "mr_plugins"  # k2/, k4/, k8/ on that adapter
+SHIPPED_SLENDER = Path(__file__).parent / "default" / "mr_slender"  # multi-exit, 1/4 width, fp16
 
 
 def cmd_data(args: argparse.Namespace) -> None:
@@ -179,6 +180,103 @@ def cmd_plugins_eval(args: argparse.Namespace) -> None:
     print_ratios(task.name, args.split, results)
 
 
+def cmd_slender_train(args: argparse.Namespace) -> None:
+    from edge_variator.exits import is_multi_exit
+    from edge_variator.task import resolve_base
+    from edge_variator.train import ExitTrainConfig, SlenderConfig, train_multi_exit, train_slender
+
+    task = load_task_data(args)
+    loop = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+            "max_length": args.max_length, "seed": args.seed, "max_train": args.max_train,
+            "temperature": args.temperature, "soft_weight": args.soft_weight}
+    source = resolve_base(args.checkpoint)
+    if is_multi_exit(source):  # an assistant: slenderize it
+        config = SlenderConfig(**loop, heads=args.heads, neurons=args.neurons,
+                               embedding_rank=args.embedding_rank,
+                               prune_steps=args.prune_steps, repr_epochs=args.repr_epochs)
+        metrics = train_slender(source, task, args.out, config)
+    else:  # a fine-tuned teacher: train the full-width multi-exit assistant
+        metrics = train_multi_exit(source, task, args.out, ExitTrainConfig(**loop))
+    print(f"{metrics['parameters'] / 1e6:.2f} M parameters; test accuracy per exit: "
+          + " ".join(f"{100 * a:.1f}" for a in metrics["test_exit_accuracy"]) + f" -> {args.out}")
+
+
+def early_exit_metrics(model, tokenizer, rows: list, threshold: float, criterion: str) -> dict:
+    """Accuracy, mean exit layer and mean FLOPs per example of entropy early exit at `threshold`."""
+    import torch
+
+    from edge_variator.exits import exit_decisions
+    from edge_variator.train import exit_logits
+
+    layers, predictions = exit_decisions(exit_logits(model, tokenizer, rows), threshold, criterion)
+    labels = torch.tensor([e.label for e in rows])
+    padded = tokenizer.padded_lengths([e.text for e in rows])
+    return {"accuracy": (predictions == labels).float().mean().item(),
+            "mean_exit_layer": layers.float().mean().item(),
+            "mean_flops": average_flops(model.encoder.config, padded, len(model.labels),
+                                        exit_layers=layers.tolist())}
+
+
+def calibrate_checkpoint(checkpoint: Path, task: datasets.TaskData, drops: list[float],
+                         write: bool = True) -> dict:
+    """Thresholds meeting each accuracy drop on dev (written into exits.json), scored on test."""
+    import torch
+
+    from edge_variator.exits import calibrate_threshold, load_multi_exit, save_thresholds
+    from edge_variator.train import exit_logits
+
+    model, tokenizer, info = load_multi_exit(checkpoint)
+    if info.labels != task.labels:
+        raise SystemExit(f"{checkpoint} predicts {info.labels}, but {task.name} has {task.labels}")
+    dev_logits = exit_logits(model, tokenizer, task.dev)
+    dev_labels = torch.tensor([e.label for e in task.dev])
+    rows = []
+    for drop in drops:
+        threshold = calibrate_threshold(dev_logits, dev_labels, drop, info.criterion)
+        rows.append({"max_drop": drop, "threshold": threshold,
+                     "dev": early_exit_metrics(model, tokenizer, task.dev, threshold, info.criterion),
+                     "test": early_exit_metrics(model, tokenizer, task.test, threshold, info.criterion)})
+    if write:
+        save_thresholds(checkpoint, {f"drop_{100 * row['max_drop']:g}": row["threshold"] for row in rows})
+    return {"parameters": parameter_count(model), "thresholds": rows}
+
+
+def cmd_slender_calibrate(args: argparse.Namespace) -> None:
+    task = load_task_data(args)
+    result = calibrate_checkpoint(Path(args.checkpoint), task, [d / 100 for d in args.drops])
+    print(f"{task.name}: thresholds calibrated on dev ({len(task.dev):,}), "
+          f"scored on test ({len(task.test):,});"
+          f" written to {args.checkpoint}/exits.json")
+    print("  drop  threshold  dev acc  test acc  mean exit  GFLOPs/example")
+    for row in result["thresholds"]:
+        print(f"  {100 * row['max_drop']:4.1f}  {row['threshold']:9.4f}  "
+              f"{100 * row['dev']['accuracy']:7.2f}  "
+              f"{100 * row['test']['accuracy']:8.2f}  {row['test']['mean_exit_layer']:9.2f}  "
+              f"{row['test']['mean_flops'] / 1e9:14.3f}")
+
+
+def cmd_slender_eval(args: argparse.Namespace) -> None:
+    from edge_variator.exits import load_multi_exit
+    from edge_variator.train import evaluate_exits
+
+    task = load_task_data(args)
+    model, tokenizer, info = load_multi_exit(args.checkpoint)
+    rows = task.split(args.split)
+    config = model.encoder.config
+    print(f"{task.name} {args.split}: {parameter_count(model) / 1e6:.2f} M parameters, "
+          f"encoder {config.heads} heads x {config.head_dim}, "
+          f"FFN {config.intermediate}, embedding rank {config.embedding_rank or '-'}")
+    print("  accuracy per exit (all layers run): "
+          + " ".join(f"{100 * a:.1f}" for a in evaluate_exits(model, tokenizer, rows)))
+    thresholds = dict(info.thresholds)
+    if args.threshold is not None:
+        thresholds = {"--threshold": args.threshold}
+    for name, threshold in thresholds.items():
+        result = early_exit_metrics(model, tokenizer, rows, threshold, info.criterion)
+        print(f"  {name} ({threshold:.4f}): accuracy {100 * result['accuracy']:.2f}%, mean exit layer "
+              f"{result['mean_exit_layer']:.2f}, {result['mean_flops'] / 1e9:.3f} GFLOPs per example")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-variator", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -244,6 +342,41 @@ def build_parser() -> argparse.ArgumentParser:
     plugin_eval.add_argument("--split", choices=list(datasets.SPLITS), default="dev")
     plugin_eval.add_argument("--max-length", type=int)
     plugin_eval.set_defaults(run=cmd_plugins_eval)
+
+    slender = commands.add_parser("slender", help="COST-EFF multi-exit and slender models")
+    slender_commands = slender.add_subparsers(dest="slender_command", required=True)
+    slender_train = slender_commands.add_parser(
+        "train", help="a teacher checkpoint -> the full-width multi-exit assistant; an assistant -> "
+                      "a width-pruned (slender) multi-exit model")
+    slender_train.add_argument("checkpoint", help="fine-tuned task checkpoint, or a multi-exit assistant")
+    add_task_arguments(slender_train)
+    slender_train.add_argument("--out", required=True)
+    slender_train.add_argument("--heads", type=int, default=3, help="heads kept per layer")
+    slender_train.add_argument("--neurons", type=int, default=384, help="FFN neurons kept per layer")
+    slender_train.add_argument("--embedding-rank", type=int, default=64, help="word-embedding SVD rank")
+    slender_train.add_argument("--prune-steps", type=int, default=3)
+    slender_train.add_argument("--repr-epochs", type=int, default=1)
+    slender_train.add_argument("--epochs", type=int, default=2)
+    slender_train.add_argument("--batch-size", type=int, default=32)
+    slender_train.add_argument("--lr", type=float)
+    slender_train.add_argument("--max-length", type=int, default=128)
+    slender_train.add_argument("--max-train", type=int)
+    slender_train.add_argument("--temperature", type=float, default=2.0)
+    slender_train.add_argument("--soft-weight", type=float, default=0.5)
+    slender_train.set_defaults(run=cmd_slender_train)
+    slender_eval = slender_commands.add_parser("eval", help="per-exit accuracy and early exit")
+    slender_eval.add_argument("checkpoint")
+    add_task_arguments(slender_eval)
+    slender_eval.add_argument("--split", choices=list(datasets.SPLITS), default="dev")
+    slender_eval.add_argument("--threshold", type=float, help="(default: the calibrated ones)")
+    slender_eval.set_defaults(run=cmd_slender_eval)
+    slender_calibrate = slender_commands.add_parser(
+        "calibrate", help="entropy thresholds for given accuracy drops on dev, into exits.json")
+    slender_calibrate.add_argument("checkpoint")
+    add_task_arguments(slender_calibrate)
+    slender_calibrate.add_argument("--drops", type=float, nargs="+", default=[0.5, 1.0, 2.0],
+                                   help="accuracy points one may lose against running every layer")
+    slender_calibrate.set_defaults(run=cmd_slender_calibrate)
 
     demo = commands.add_parser("demo", help="the default model and task, end to end")
     demo.set_defaults(run=cmd_demo)

@@ -41,22 +41,29 @@ def plugin_flops(config: EncoderConfig, seq: int, ratio: int, bottleneck: int = 
 
 
 def encoder_flops(config: EncoderConfig, seq: int, num_labels: int = 2, ratio: int = 1,
-                  plugged_layers: int | None = None, bottleneck: int = 64) -> dict[str, int]:
+                  plugged_layers: int | None = None, bottleneck: int = 64,
+                  exit_layer: int | None = None) -> dict[str, int]:
     """FLOPs per example of `seq` tokens, by component, and their total.
 
     With `ratio` > 1, `plugged_layers` layers (default: all) run their FFN on seq / ratio merged
-    vectors and pay for their plugin's merge and restore.
+    vectors and pay for their plugin's merge and restore. With `exit_layer` (a multi-exit model
+    that stopped there), only that many layers run, each followed by its exit classifier (no
+    pooler); plugins are then assumed on every layer.
     """
-    plugged = 0 if ratio == 1 else (config.layers if plugged_layers is None else plugged_layers)
+    layers = config.layers if exit_layer is None else exit_layer
+    if not 1 <= layers <= config.layers:
+        raise ValueError(f"exit_layer must be in 1..{config.layers}, not {exit_layer}")
+    plugged = 0 if ratio == 1 else (layers if plugged_layers is None else min(plugged_layers, layers))
     plugin = plugin_flops(config, seq, ratio, bottleneck) if plugged else {"merge": 0, "restore": 0}
     flops = {
-        "embeddings": 0,  # lookups and one LayerNorm
-        "attention": config.layers * attention_flops(config, seq),
-        "ffn": (config.layers - plugged) * ffn_flops(config, seq) + plugged * ffn_flops(config, seq // ratio),
+        # lookups and one LayerNorm are free; a factorized word embedding pays its projection
+        "embeddings": linear_flops(seq, config.embedding_rank, config.hidden) if config.embedding_rank else 0,
+        "attention": layers * attention_flops(config, seq),
+        "ffn": (layers - plugged) * ffn_flops(config, seq) + plugged * ffn_flops(config, seq // ratio),
         "plugin_merge": plugged * plugin["merge"],
         "plugin_restore": plugged * plugin["restore"],
-        "pooler": linear_flops(1, config.hidden, config.hidden),
-        "classifier": linear_flops(1, config.hidden, num_labels),
+        "pooler": linear_flops(1, config.hidden, config.hidden) if exit_layer is None else 0,
+        "classifier": (1 if exit_layer is None else layers) * linear_flops(1, config.hidden, num_labels),
     }
     flops["total"] = sum(flops.values())
     return flops
@@ -67,7 +74,10 @@ def parameter_count(module: nn.Module, trainable_only: bool = False) -> int:
 
 
 def average_flops(config: EncoderConfig, padded_lengths: list[int], num_labels: int = 2,
-                  **plugins: int) -> float:
-    """Mean total FLOPs per example over a data set, each example at the length it runs at."""
-    totals = [encoder_flops(config, n, num_labels, **plugins)["total"] for n in padded_lengths]
+                  exit_layers: list[int] | None = None, **plugins: int) -> float:
+    """Mean total FLOPs per example over a data set, each example at the length it runs at (and,
+    for a multi-exit model, stopping at its own exit layer)."""
+    exits = exit_layers or [None] * len(padded_lengths)
+    totals = [encoder_flops(config, n, num_labels, exit_layer=e, **plugins)["total"]
+              for n, e in zip(padded_lengths, exits, strict=True)]
     return sum(totals) / len(totals)

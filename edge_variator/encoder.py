@@ -40,10 +40,14 @@ class EncoderConfig:
     layer_norm_eps: float = 1e-12
     pad_token_id: int = 0
     dropout: float = 0.1  # training only: embeddings, attention probabilities, sub-layer outputs
+    # Set by width pruning (slender.py), which keeps each head's size but fewer heads, and which
+    # factorizes the word embedding into (vocab x rank) @ (rank x hidden). None: as in BERT.
+    head_size: int | None = None
+    embedding_rank: int | None = None
 
     @property
     def head_dim(self) -> int:
-        return self.hidden // self.heads
+        return self.head_size or self.hidden // self.heads
 
     @classmethod
     def from_hf(cls, hf: dict) -> EncoderConfig:
@@ -78,6 +82,9 @@ class EncoderConfig:
 
     def to_hf(self) -> dict:
         """The `config.json` of a BERT folder with this shape (what `from_hf` reads back)."""
+        if self.embedding_rank or self.heads * self.head_dim != self.hidden:
+            raise ValueError("a width-pruned encoder has no Hugging Face BERT equivalent; "
+                             "it is saved by edge_variator.exits.save_multi_exit")
         return {
             "architectures": ["BertModel"],
             "model_type": "bert",
@@ -103,7 +110,10 @@ class EncoderConfig:
 class Embeddings(nn.Module):
     def __init__(self, config: EncoderConfig):
         super().__init__()
-        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden, config.pad_token_id)
+        rank = config.embedding_rank or config.hidden
+        self.word_embeddings = nn.Embedding(config.vocab_size, rank, config.pad_token_id)
+        # a factorized word embedding (COST-EFF's SVD) projects its rank-r rows up to the width
+        self.word_projection = nn.Linear(rank, config.hidden, bias=False) if config.embedding_rank else None
         self.position_embeddings = nn.Embedding(config.max_positions, config.hidden)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden)
         self.LayerNorm = nn.LayerNorm(config.hidden, eps=config.layer_norm_eps)
@@ -111,8 +121,11 @@ class Embeddings(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        words = self.word_embeddings(input_ids)
+        if self.word_projection is not None:
+            words = self.word_projection(words)
         hidden = (
-            self.word_embeddings(input_ids)
+            words
             + self.position_embeddings(positions)[None]
             + self.token_type_embeddings(token_type_ids)
         )

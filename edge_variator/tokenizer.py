@@ -50,7 +50,11 @@ class Tokenizer:
             raise ValueError(
                 f"max_length={max_length} must be a multiple of {PAD_MULTIPLE} and >= {MIN_LENGTH}"
             )
-        positions = json.loads((Path(model_dir) / "config.json").read_text())["max_position_embeddings"]
+        hf_config = Path(model_dir) / "config.json"
+        if hf_config.is_file():
+            positions = json.loads(hf_config.read_text())["max_position_embeddings"]
+        else:  # a width-pruned checkpoint describes its encoder in our own encoder.json
+            positions = json.loads((Path(model_dir) / "encoder.json").read_text())["max_positions"]
         if max_length > positions:
             raise ValueError(f"max_length={max_length} exceeds the model's {positions} positions")
         self.hf = AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)

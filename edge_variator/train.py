@@ -12,7 +12,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -23,9 +23,11 @@ from tqdm import tqdm
 from edge_variator.cost import parameter_count
 from edge_variator.data import Example, TaskData
 from edge_variator.encoder import backbone_sha256, default_model_dir, load_encoder
+from edge_variator.exits import ExitsInfo, MultiExitModel, load_multi_exit, multi_exit_sha256, save_multi_exit
 from edge_variator.files import write_json
 from edge_variator.metrics import classification_metrics
 from edge_variator.plugins import PluginMismatchError, PluginSet, attach, set_ratio
+from edge_variator.slender import Width, factorize_embeddings, prune, taylor_importance
 from edge_variator.task import (
     DEFAULT_BASE,
     LORA_TARGETS,
@@ -118,14 +120,15 @@ def train_loop(
     tokenizer: Tokenizer,
     config: LoopConfig,
     lr: float,
-    batch_loss: Callable[[Batch, torch.Tensor], torch.Tensor],
+    batch_loss: Callable[[Batch, torch.Tensor, list[int]], torch.Tensor],
     end_of_epoch: Callable[[int, list[float]], None],
     progress: bool = True,
     train_mode: bool = True,
 ) -> None:
     """AdamW with linear warmup and decay over length-bucketed batches of `train`.
 
-    `batch_loss(batch, labels)` gives the loss of one batch (already on the model's device);
+    `batch_loss(batch, labels, indices)` gives the loss of one batch (already on the model's
+    device; `indices` are the batch's positions in `train`, for precomputed targets);
     `end_of_epoch(epoch, losses)` runs on rank 0 after each epoch (evaluate, keep the best).
     Under torchrun each rank takes every world-th batch; gradients are averaged by DDP when the
     caller wrapped `model` in it, else here after each backward.
@@ -153,7 +156,7 @@ def train_loop(
             batch = tokenizer([train[i].text for i in indices],
                               [train[i].text_pair for i in indices] if has_pairs else None).to(device)
             labels = torch.tensor([train[i].label for i in indices], device=device)
-            loss = batch_loss(batch, labels)
+            loss = batch_loss(batch, labels, indices)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if world > 1 and not isinstance(model, DistributedDataParallel):
@@ -191,7 +194,7 @@ def finetune(data: TaskData, out_dir: str | Path, config: FinetuneConfig,
     trained = model if world == 1 else DistributedDataParallel(model)
     train = subsample(data.train, config)
 
-    def batch_loss(batch: Batch, labels: torch.Tensor) -> torch.Tensor:
+    def batch_loss(batch: Batch, labels: torch.Tensor, indices: list[int]) -> torch.Tensor:
         logits = trained(batch.input_ids, batch.attention_mask, batch.token_type_ids)
         return torch.nn.functional.cross_entropy(logits, labels)
 
@@ -308,7 +311,7 @@ def train_plugins(checkpoint: str | Path, data: TaskData, out_dir: str | Path, r
     backbone = [p for name, p in model.named_parameters() if ".plugins." not in name]
     train = subsample(data.train, config)
 
-    def batch_loss(batch: Batch, labels_: torch.Tensor) -> torch.Tensor:
+    def batch_loss(batch: Batch, labels_: torch.Tensor, indices: list[int]) -> torch.Tensor:
         return plugin_distillation_loss(model, ratio, batch, config, None if pretraining else labels_)
 
     history: list[dict] = []
@@ -346,3 +349,213 @@ def train_plugins(checkpoint: str | Path, data: TaskData, out_dir: str | Path, r
     }
     write_json(Path(out_dir) / "metrics.json", metrics)
     return metrics
+
+
+# ---- COST-EFF: the multi-exit teacher assistant, then slenderization -------------------------
+
+@dataclass
+class ExitTrainConfig(LoopConfig):
+    temperature: float = 2.0  # soft cross-entropy against the teacher's (or assistant's) logits
+    soft_weight: float = 0.5  # the rest of the loss is hard-label cross-entropy
+
+
+@dataclass
+class SlenderConfig(ExitTrainConfig):
+    heads: int = 6  # per layer, of the assistant's 12 (MiniLM-L6)
+    neurons: int = 768  # FFN width per layer, of 1536
+    embedding_rank: int | None = 128  # word embedding factorized to this rank; None keeps it
+    prune_steps: int = 3  # prune a little at a time, re-scoring importance in between
+    importance_batches: int = 32  # batches of train text per importance pass
+    repr_epochs: int = 1  # hidden-state distillation from the assistant ...
+    epochs: int = 2  # ... then prediction distillation, exit i from the assistant's exit i
+
+
+def exit_distillation_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor,
+                           config: ExitTrainConfig) -> torch.Tensor:
+    """Mean over exits of the soft loss (KL to the teacher at temperature T, scaled by T^2: the
+    soft cross-entropy's gradient, but 0 when matched, so its curve shows progress) + hard CE.
+
+    `student` is (exits, batch, labels); `teacher` is (batch, labels) — the fine-tuned teacher,
+    one target for every exit — or (exits, batch, labels), exit i learning from exit i.
+    """
+    t = config.temperature
+    teacher = teacher.expand_as(student)
+    soft = torch.nn.functional.kl_div(torch.log_softmax(student / t, -1), torch.log_softmax(teacher / t, -1),
+                                      reduction="none", log_target=True).sum(-1).mean() * t * t
+    hard = torch.nn.functional.cross_entropy(student.flatten(0, 1), labels.repeat(student.shape[0]))
+    return config.soft_weight * soft + (1 - config.soft_weight) * hard
+
+
+@torch.no_grad()
+def exit_logits(model: MultiExitModel, tokenizer: Tokenizer, examples: list[Example],
+                batch_size: int = 64) -> torch.Tensor:
+    """(exits, examples, labels): every exit's logits, batched by length, in input order."""
+    model.eval()
+    device = next(model.parameters()).device
+    texts = [e.text for e in examples]
+    pairs = [e.text_pair for e in examples] if examples and examples[0].text_pair else None
+    lengths = tokenizer.token_lengths(texts, pairs)
+    order = sorted(range(len(texts)), key=lengths.__getitem__)
+    logits = torch.empty(len(model.exits), len(texts), len(model.labels))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        batch = tokenizer([texts[i] for i in chunk], [pairs[i] for i in chunk] if pairs else None).to(device)
+        logits[:, chunk] = model(batch.input_ids, batch.attention_mask, batch.token_type_ids).float().cpu()
+    return logits
+
+
+def evaluate_exits(model: MultiExitModel, tokenizer: Tokenizer, examples: list[Example]) -> list[float]:
+    """Accuracy of every exit when all layers run."""
+    labels = torch.tensor([e.label for e in examples])
+    return (exit_logits(model, tokenizer, examples).argmax(-1) == labels).float().mean(1).tolist()
+
+
+def _train_exits_stage(model: MultiExitModel, tokenizer: Tokenizer, data: TaskData, train: list[Example],
+                       targets: torch.Tensor, config: ExitTrainConfig, out_dir: Path, info: ExitsInfo,
+                       lr: float, progress: bool) -> list[dict]:
+    """Every exit trained jointly against `targets` (teacher logits per train example, computed
+    once rather than once per epoch); keeps the best mean dev accuracy over exits in out_dir."""
+    history: list[dict] = []
+
+    def batch_loss(batch: Batch, labels: torch.Tensor, indices: list[int]) -> torch.Tensor:
+        logits = model(batch.input_ids, batch.attention_mask, batch.token_type_ids)
+        return exit_distillation_loss(logits, targets[..., indices, :].to(logits.device), labels, config)
+
+    def end_of_epoch(epoch: int, losses: list[float]) -> None:
+        per_exit = evaluate_exits(model, tokenizer, data.dev)
+        history.append({"epoch": epoch + 1, "train_loss": sum(losses) / len(losses), "losses": losses,
+                        "dev_exit_accuracy": per_exit, "dev_mean_accuracy": sum(per_exit) / len(per_exit)})
+        if all(history[-1]["dev_mean_accuracy"] > h["dev_mean_accuracy"] for h in history[:-1]):
+            save_multi_exit(model, tokenizer, info, out_dir)
+
+    train_loop(model, train, tokenizer, config, lr, batch_loss, end_of_epoch, progress)
+    return history
+
+
+def train_multi_exit(teacher: str | Path, data: TaskData, out_dir: str | Path, config: ExitTrainConfig,
+                     progress: bool = True) -> dict:
+    """The multi-exit teacher assistant: the teacher's encoder, full width, an exit after every
+    layer, every exit distilled from the teacher's logits plus the labels (all weights train)."""
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    teacher_model, teacher_tokenizer, info = load_task(teacher)
+    if info.labels != data.labels:
+        raise ValueError(f"{teacher} predicts {info.labels}, the data has {data.labels}")
+    tokenizer = Tokenizer(teacher_tokenizer.model_dir, config.max_length)
+    train = subsample(data.train, config)
+    targets = _teacher_logits(teacher_model, tokenizer, train)
+    model = MultiExitModel(teacher_model.encoder, data.labels)
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+    exits_info = ExitsInfo(data.labels, config.max_length, distilled_from=str(teacher),
+                           distilled_from_sha256=checkpoint_sha256(teacher))
+    started = time.perf_counter()
+    history = _train_exits_stage(model, tokenizer, data, train, targets, config, Path(out_dir), exits_info,
+                                 config.lr or 5e-5, progress)
+    return _write_exit_metrics(out_dir, data, config, train, history, started)
+
+
+def _teacher_logits(model: torch.nn.Module, tokenizer: Tokenizer, examples: list[Example]) -> torch.Tensor:
+    if isinstance(model, MultiExitModel):
+        return exit_logits(model, tokenizer, examples)
+    pairs = [e.text_pair for e in examples] if examples[0].text_pair else None
+    return predict_logits(model, tokenizer, [e.text for e in examples], pairs)
+
+
+def _write_exit_metrics(out_dir: str | Path, data: TaskData, config: LoopConfig, train: list[Example],
+                        history: list[dict], started: float, **extra) -> dict:
+    best_model, tokenizer, _ = load_multi_exit(out_dir)
+    best = max(history, key=lambda h: h["dev_mean_accuracy"])
+    metrics = {
+        "task": data.name,
+        "config": asdict(config),
+        "train_examples": len(train),
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "best_epoch": best["epoch"],
+        "parameters": parameter_count(best_model),
+        "encoder": best_model.encoder.config.to_dict(),
+        "dev_exit_accuracy": best["dev_exit_accuracy"],
+        "test_exit_accuracy": evaluate_exits(best_model, tokenizer, data.test),
+        "history": history,
+        **extra,
+    }
+    write_json(Path(out_dir) / "metrics.json", metrics)
+    return metrics
+
+
+def _exit_batches(train: list[Example], tokenizer: Tokenizer, targets: torch.Tensor, config: LoopConfig,
+                  count: int) -> list[tuple[Batch, torch.Tensor, torch.Tensor]]:
+    """`count` seeded training batches (inputs, labels, their targets) for importance scoring."""
+    lengths = tokenizer.token_lengths([e.text for e in train])
+    batches = length_bucketed_batches(lengths, config.batch_size, random.Random(config.seed))[:count]
+    has_pairs = bool(train[0].text_pair)
+    return [(tokenizer([train[i].text for i in b], [train[i].text_pair for i in b] if has_pairs else None),
+             torch.tensor([train[i].label for i in b]), targets[..., b, :]) for b in batches]
+
+
+def train_slender(assistant: str | Path, data: TaskData, out_dir: str | Path, config: SlenderConfig,
+                  progress: bool = True) -> dict:
+    """Slenderize the multi-exit assistant: iterative Taylor pruning of heads and FFN neurons (and
+    SVD of the word embedding), then hidden-state distillation, then exit-by-exit prediction
+    distillation from the assistant. CPU-only (it reads gradients of the whole model)."""
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    teacher, assistant_tokenizer, assistant_info = load_multi_exit(assistant)
+    if assistant_info.labels != data.labels:
+        raise ValueError(f"{assistant} predicts {assistant_info.labels}, the data has {data.labels}")
+    tokenizer = Tokenizer(assistant_tokenizer.model_dir, config.max_length)
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    train = subsample(data.train, config)
+    targets = exit_logits(teacher, tokenizer, train)  # (exits, examples, labels)
+    started = time.perf_counter()
+
+    # 1. iterative pruning, scored with every exit's distillation loss
+    student = load_multi_exit(assistant)[0]
+    scoring = _exit_batches(train, tokenizer, targets, config, config.importance_batches)
+
+    def all_exits_loss(model: MultiExitModel, item) -> torch.Tensor:
+        batch, labels, batch_targets = item
+        logits = model(batch.input_ids, batch.attention_mask, batch.token_type_ids)
+        return exit_distillation_loss(logits, batch_targets, labels, config)
+
+    widths = []
+    for width in Width(config.heads, config.neurons, config.embedding_rank).steps(
+            student.encoder.config, config.prune_steps):
+        importance = taylor_importance(student, scoring, all_exits_loss)
+        student = prune(student, width.heads, width.neurons, importance)
+        if width.embedding_rank:
+            student = factorize_embeddings(student, width.embedding_rank)
+        widths.append(asdict(width))
+    pruned_dev = evaluate_exits(student, tokenizer, data.dev)
+
+    # 2. representation distillation: every hidden state (the width d is kept) towards the assistant's
+    student.rescale_gradients = False
+    info = ExitsInfo(data.labels, config.max_length, distilled_from=str(assistant),
+                     distilled_from_sha256=multi_exit_sha256(assistant))
+
+    def inputs(batch: Batch) -> tuple[torch.Tensor, ...]:
+        return batch.input_ids, batch.attention_mask, batch.token_type_ids
+
+    def hidden_loss(batch: Batch, labels: torch.Tensor, indices: list[int]) -> torch.Tensor:
+        with torch.no_grad():
+            target_states, _ = teacher.forward_all(*inputs(batch))
+        states, _ = student.forward_all(*inputs(batch))
+        pairs = zip(states, target_states, strict=True)
+        return sum(masked_mse(s, t, batch.attention_mask) for s, t in pairs) / len(states)
+
+    repr_history: list[dict] = []
+
+    def after_repr_epoch(epoch: int, losses: list[float]) -> None:
+        repr_history.append({"epoch": epoch + 1, "train_loss": sum(losses) / len(losses), "losses": losses})
+
+    teacher.eval()
+    train_loop(student, train, tokenizer, replace(config, epochs=config.repr_epochs), config.lr or 1e-4,
+               hidden_loss, after_repr_epoch, progress)
+
+    # 3. prediction distillation: exit i of the student from exit i of the assistant
+    student.rescale_gradients = True
+    history = _train_exits_stage(student, tokenizer, data, train, targets, config, Path(out_dir), info,
+                                 config.lr or 1e-4, progress)
+    return _write_exit_metrics(out_dir, data, config, train, history, started, pruning_steps=widths,
+                               dev_exit_accuracy_after_pruning=pruned_dev, representation=repr_history)

@@ -36,8 +36,8 @@ RUNS = Path("runs/plugins")
 SETTINGS = {
     "mr": (SHIPPED_ADAPTER, 1, 128, None),
     "trec6": (Path("runs/teachers/trec6-lora"), 3, 128, None),
-    "20ng": (Path("runs/teachers/20ng-lora"), 2, 256, 2000),
-    "r8": (Path("runs/teachers/r8-lora"), 2, 256, 2000),
+    "20ng": (Path("runs/teachers/20ng-lora"), 1, 256, 2000),
+    "r8": (Path("runs/teachers/r8-lora"), 1, 256, 2000),
 }
 LATENCY_SAMPLE = 100
 

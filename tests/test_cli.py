@@ -102,3 +102,29 @@ def test_plugins_train_several_ratios_then_eval(tiny_bert_dir, tmp_path, capsys)
     table = capsys.readouterr().out.split("FLOPs vs k=1\n")[1].splitlines()
     assert [line.split()[0] for line in table] == ["1", "2", "4"]
     assert [float(line.split()[-1]) for line in table][0] == 1.0
+
+
+def test_slender_train_calibrate_eval_on_a_user_csv(tiny_bert_dir, tmp_path, capsys):
+    from edge_variator.exits import load_multi_exit
+
+    common = reviews_task(tmp_path)
+    finetune_tiny(tiny_bert_dir, common, tmp_path / "ft")
+    small = ["--epochs", "1", "--max-length", "32"]
+    main(["slender", "train", str(tmp_path / "ft"), *common, "--out", str(tmp_path / "assistant"), *small])
+    main(["slender", "train", str(tmp_path / "assistant"), *common, "--out", str(tmp_path / "slender"), *small,
+          "--heads", "2", "--neurons", "32", "--embedding-rank", "16", "--prune-steps", "1"])
+    assert "test accuracy per exit" in capsys.readouterr().out
+    main(["slender", "calibrate", str(tmp_path / "slender"), *common, "--drops", "0", "5"])
+    out = capsys.readouterr().out
+    assert "thresholds calibrated on dev" in out and "mean exit" in out
+    _, _, info = load_multi_exit(tmp_path / "slender")
+    assert set(info.thresholds) == {"drop_0", "drop_5"}
+    main(["slender", "eval", str(tmp_path / "slender"), *common, "--split", "test"])
+    out = capsys.readouterr().out
+    assert "2 heads x 8" in out and "drop_5" in out and "mean exit layer" in out
+
+
+def test_slender_train_refuses_a_folder_that_is_no_checkpoint(tmp_path):
+    common = reviews_task(tmp_path)
+    with pytest.raises(SystemExit, match="no task.json"):
+        main(["slender", "train", str(tmp_path), *common, "--out", str(tmp_path / "x")])

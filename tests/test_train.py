@@ -5,22 +5,11 @@ from __future__ import annotations
 import json
 import random
 
-from edge_variator.data import Example, TaskData
+from conftest import toy_task
+
+from edge_variator.data import TaskData
 from edge_variator.task import load_task
 from edge_variator.train import FinetuneConfig, evaluate, finetune, length_bucketed_batches
-
-POSITIVE = ["great", "wonderful", "superb", "brilliant", "lovely", "excellent"]
-NEGATIVE = ["awful", "terrible", "boring", "dreadful", "poor", "horrible"]
-
-
-def toy_task(n: int, seed: int) -> list[Example]:
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        label = rng.randrange(2)
-        word = rng.choice([NEGATIVE, POSITIVE][label])
-        rows.append(Example(f"the film was {word} " + "and long " * rng.randrange(4), label))
-    return rows
 
 
 def test_tiny_finetune_lowers_the_loss_and_saves_the_best(tiny_bert_dir, tmp_path):

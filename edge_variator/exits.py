@@ -1,0 +1,225 @@
+"""COST-EFF exits: a classifier after every layer, and inference that stops at the first confident one.
+
+Exit i reads layer i's CLS vector: tanh -> dropout -> Linear(d, labels), as in the paper's code.
+Confidence is the softmax entropy (or 1 - max probability); an exit is confident when that
+uncertainty is under the threshold, and the last exit always answers. `early_exit` runs one text
+layer by layer as a phone does; `exit_decisions` takes every exit's logits of a batch and makes
+the same decisions at once, for threshold sweeps over a dev set.
+
+A multi-exit checkpoint is a folder: model.safetensors (our parameter names; width-pruned shapes
+allowed), encoder.json (the EncoderConfig), exits.json (labels, max length, what it was distilled
+from, calibrated thresholds) and the tokenizer files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from edge_variator.encoder import Encoder, EncoderConfig, ModelLoadError, additive_mask
+from edge_variator.files import atomic_directory, file_sha256, write_json
+from edge_variator.tokenizer import Tokenizer
+
+CRITERIA = ("entropy", "max_prob")
+
+
+class ExitHead(nn.Module):
+    def __init__(self, hidden: int, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden, num_labels)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(torch.tanh(hidden_states[:, 0])))
+
+
+class _RescaleGradient(torch.autograd.Function):
+    """Identity forward; multiplies the gradient by `scale` on the way back."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return tensor.view_as(tensor)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad * ctx.scale, None
+
+
+class MultiExitModel(nn.Module):
+    """An encoder with an exit after every layer; forward gives every exit's logits."""
+
+    def __init__(self, encoder: Encoder, labels: Sequence[str], dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.labels = list(labels)
+        self.exits = nn.ModuleList(ExitHead(encoder.config.hidden, len(self.labels), dropout)
+                                   for _ in range(encoder.config.layers))
+        self.rescale_gradients = True  # while training; see forward_all
+
+    def forward_all(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                    token_type_ids: torch.Tensor | None = None
+                    ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """(hidden states: embeddings + every layer, exit logits: (layers, batch, labels)).
+
+        Training rescales gradients as the paper's code does (Li et al. 2019's gradient
+        equilibrium): into layer i's output (0-based, L layers) flow 1/(L-i) of exit i's gradient
+        and (L-i-1)/(L-i) of the later layers', so the early layers are not swamped by the sum of
+        every later exit's loss.
+        """
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        layers = len(self.encoder.layers)
+        rescale = self.training and self.rescale_gradients and torch.is_grad_enabled()
+        hidden = self.encoder.embeddings(input_ids, token_type_ids)
+        mask = additive_mask(attention_mask, hidden.dtype)
+        states, logits = [hidden], []
+        for index, (layer, head) in enumerate(zip(self.encoder.layers, self.exits, strict=True)):
+            hidden = layer(hidden, mask)
+            if rescale:
+                hidden = _RescaleGradient.apply(hidden, 1.0 / (layers - index))
+            states.append(hidden)
+            logits.append(head(hidden))
+            if rescale and index < layers - 1:
+                hidden = _RescaleGradient.apply(hidden, float(layers - index - 1))
+        return tuple(states), torch.stack(logits)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_all(input_ids, attention_mask, token_type_ids)[1]
+
+
+def uncertainty(logits: torch.Tensor, criterion: str = "entropy") -> torch.Tensor:
+    """Lower is more confident: softmax entropy (nats) or 1 - max probability, over the last dim."""
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    if criterion == "entropy":
+        return -(log_probs.exp() * log_probs).sum(-1)
+    if criterion == "max_prob":
+        return 1 - log_probs.exp().max(-1).values
+    raise ValueError(f"criterion must be one of {CRITERIA}, not {criterion!r}")
+
+
+def exit_decisions(all_logits: torch.Tensor, threshold: float, criterion: str = "entropy"
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(layers, batch, labels) logits -> (exit layer 1..L, predicted label) per example.
+
+    The first exit whose uncertainty is under `threshold`; the last exit when none is.
+    """
+    confident = uncertainty(all_logits, criterion) < threshold  # (layers, batch)
+    confident[-1] = True
+    exit_index = confident.int().argmax(0)  # the first True
+    predictions = all_logits.argmax(-1).gather(0, exit_index[None])[0]
+    return exit_index + 1, predictions
+
+
+def calibrate_threshold(all_logits: torch.Tensor, labels: torch.Tensor, max_drop: float,
+                        criterion: str = "entropy") -> float:
+    """The most aggressive threshold whose accuracy on these examples stays within `max_drop`
+    (a fraction: 0.01 = one point) of running every layer (the last exit's accuracy).
+
+    Candidates are every uncertainty the exits produced (just above it, so that exit fires) and 0
+    (never exit early), so the chosen threshold meets the target on this set by construction.
+    """
+    reference = (all_logits[-1].argmax(-1) == labels).float().mean().item()
+    scores = uncertainty(all_logits[:-1], criterion).flatten().unique()
+    candidates = [0.0, *torch.nextafter(scores, torch.tensor(float("inf"))).tolist()]
+    best = 0.0
+    for threshold in candidates:
+        _, predictions = exit_decisions(all_logits, threshold, criterion)
+        if (predictions == labels).float().mean().item() >= reference - max_drop - 1e-9:
+            best = max(best, threshold)
+    return best
+
+
+@dataclass
+class ExitResult:
+    label: int
+    probabilities: list[float]
+    exit_layer: int  # 1-based: how many layers ran
+    uncertainty: float
+
+
+@torch.no_grad()
+def early_exit(model: MultiExitModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               threshold: float, criterion: str = "entropy") -> ExitResult:
+    """Run one text layer by layer and stop at the first confident exit (what a phone does)."""
+    if input_ids.shape[0] != 1:
+        raise ValueError(f"early_exit runs one text at a time, got a batch of {input_ids.shape[0]}; "
+                         "use exit_decisions for batches")
+    encoder = model.encoder
+    hidden = encoder.embeddings(input_ids, torch.zeros_like(input_ids))
+    mask = additive_mask(attention_mask, hidden.dtype)
+    for depth, (layer, head) in enumerate(zip(encoder.layers, model.exits, strict=True), start=1):
+        hidden = layer(hidden, mask)
+        logits = head(hidden)[0]
+        score = uncertainty(logits, criterion).item()
+        if score < threshold or depth == len(encoder.layers):
+            return ExitResult(int(logits.argmax()), torch.softmax(logits.float(), -1).tolist(), depth, score)
+    raise AssertionError("unreachable: the last exit always answers")
+
+
+@dataclass
+class ExitsInfo:
+    """What exits.json holds."""
+
+    labels: list[str]
+    max_length: int
+    criterion: str = "entropy"
+    distilled_from: str = ""  # the checkpoint (and its sha256) this model learnt from
+    distilled_from_sha256: str = ""
+    thresholds: dict[str, float] = field(default_factory=dict)  # "drop_1.0" -> threshold
+
+
+def save_multi_exit(model: MultiExitModel, tokenizer: Tokenizer, info: ExitsInfo, out_dir: str | Path,
+                    dtype: torch.dtype = torch.float32, extra_files: dict[str, dict] | None = None) -> None:
+    """Write a multi-exit checkpoint atomically; fp16 halves the file (the shipped default)."""
+    with atomic_directory(out_dir) as tmp:
+        state = {name: tensor.detach().to(dtype).contiguous() for name, tensor in model.state_dict().items()}
+        save_file(state, tmp / "model.safetensors")
+        write_json(tmp / "encoder.json", model.encoder.config.to_dict())
+        write_json(tmp / "exits.json", asdict(info))
+        tokenizer.save(tmp)
+        for name, content in (extra_files or {}).items():
+            write_json(tmp / name, content)
+
+
+def save_thresholds(path: str | Path, thresholds: dict[str, float]) -> None:
+    """Rewrite exits.json with calibrated thresholds (atomically; the weights are untouched)."""
+    info = ExitsInfo(**json.loads((Path(path) / "exits.json").read_text()))
+    info.thresholds = thresholds
+    write_json(Path(path) / "exits.json", asdict(info))
+
+
+def is_multi_exit(path: str | Path) -> bool:
+    return (Path(path) / "exits.json").is_file()
+
+
+def load_multi_exit(path: str | Path) -> tuple[MultiExitModel, Tokenizer, ExitsInfo]:
+    path = Path(path)
+    if not is_multi_exit(path):
+        raise ModelLoadError(f"{path} is not a multi-exit checkpoint: no exits.json")
+    info = ExitsInfo(**json.loads((path / "exits.json").read_text()))
+    config = EncoderConfig(**json.loads((path / "encoder.json").read_text()))
+    model = MultiExitModel(Encoder(config), info.labels)
+    weights = load_file(path / "model.safetensors")
+    expected = model.state_dict()
+    for name, tensor in weights.items():
+        if name not in expected or expected[name].shape != tensor.shape:
+            raise ModelLoadError(f"{path}/model.safetensors: {name} {tuple(tensor.shape)} does not fit "
+                                 "the shapes encoder.json describes")
+    missing = set(expected) - set(weights)
+    if missing:
+        raise ModelLoadError(f"{path}/model.safetensors lacks {sorted(missing)[:3]}")
+    model.load_state_dict({name: tensor.float() for name, tensor in weights.items()})
+    return model.eval(), Tokenizer(path, info.max_length), info
+
+
+def multi_exit_sha256(path: str | Path) -> str:
+    """Identity of a multi-exit checkpoint's weights (what plugins trained on it are bound to)."""
+    return file_sha256(Path(path) / "model.safetensors")

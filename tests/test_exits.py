@@ -1,0 +1,189 @@
+"""Exits: batch-1 early exit == batched decisions, the first confident exit wins, calibration meets
+its target, gradient rescaling, checkpoints round-trip, and a tiny assistant run learns."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from conftest import toy_data
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from edge_variator.cost import encoder_flops
+from edge_variator.encoder import Encoder, EncoderConfig, ModelLoadError
+from edge_variator.exits import (
+    ExitsInfo,
+    MultiExitModel,
+    calibrate_threshold,
+    early_exit,
+    exit_decisions,
+    load_multi_exit,
+    save_multi_exit,
+    uncertainty,
+)
+from edge_variator.tokenizer import Tokenizer
+from edge_variator.train import ExitTrainConfig, exit_logits, train_multi_exit
+
+CONFIG = EncoderConfig(vocab_size=30522, hidden=32, layers=4, heads=4, intermediate=64, max_positions=64)
+
+
+def tiny_model(labels=3, seed=0) -> MultiExitModel:
+    torch.manual_seed(seed)
+    return MultiExitModel(Encoder(CONFIG), [str(i) for i in range(labels)]).eval()
+
+
+def test_first_confident_exit_answers_and_the_last_always_does():
+    confident, unsure = [9.0, 0.0, 0.0], [0.1, 0.0, 0.05]
+    logits = torch.tensor([[unsure, unsure], [confident, unsure], [unsure, unsure]])  # (exits, batch, labels)
+    threshold = uncertainty(torch.tensor(confident)).item() + 1e-6
+    layers, predictions = exit_decisions(logits, threshold)
+    assert layers.tolist() == [2, 3]  # example 0 at its first confident exit; example 1 at the last
+    assert predictions.tolist() == [0, 0]
+    assert exit_decisions(logits, 0.0)[0].tolist() == [3, 3]
+    assert exit_decisions(logits, math.inf)[0].tolist() == [1, 1]
+
+
+def test_max_prob_criterion_and_unknown_criterion():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
+    assert uncertainty(logits, "max_prob").tolist() == pytest.approx([1 - 1 / (1 + math.exp(-2)), 0.5])
+    assert uncertainty(logits, "entropy")[1].item() == pytest.approx(math.log(2))
+    with pytest.raises(ValueError, match="criterion"):
+        uncertainty(logits, "margin")
+
+
+@pytest.mark.parametrize("criterion", ["entropy", "max_prob"])
+def test_batch_of_one_decides_as_the_batched_sweep(criterion):
+    model = tiny_model()
+    # sharpen the exits so that the thresholds below split the examples over several layers
+    with torch.no_grad():
+        for head in model.exits:
+            head.classifier.weight.mul_(40)
+    tokenizer = Tokenizer(_tokenizer_dir(), 64)
+    texts = ["a", "a short one", "a rather longer text with several more words in it", "yes", "no no no"]
+    batch = tokenizer(texts)  # padded to the longest: the masked batch must decide as batch 1 does
+    all_logits = model(batch.input_ids, batch.attention_mask)
+    scores = uncertainty(all_logits, criterion)
+    seen_layers = set()
+    for threshold in scores.flatten().quantile(torch.tensor([0.2, 0.5, 0.8])).tolist():
+        layers, predictions = exit_decisions(all_logits, threshold, criterion)
+        seen_layers |= set(layers.tolist())
+        for index, text in enumerate(texts):
+            alone = tokenizer([text])
+            result = early_exit(model, alone.input_ids, alone.attention_mask, threshold, criterion)
+            assert (result.exit_layer, result.label) == (layers[index].item(), predictions[index].item())
+    assert len(seen_layers) > 1  # the thresholds really split the texts over several exits
+
+
+def _tokenizer_dir():
+    from edge_variator.encoder import default_model_dir
+
+    return default_model_dir()
+
+
+def test_early_exit_refuses_a_batch():
+    model = tiny_model()
+    ids = torch.randint(1000, 2000, (2, 16))
+    with pytest.raises(ValueError, match="one text at a time"):
+        early_exit(model, ids, torch.ones_like(ids), 0.5)
+
+
+@pytest.mark.parametrize("max_drop", [0.0, 0.02, 0.1])
+def test_calibration_meets_its_target_on_the_set_it_was_calibrated_on(max_drop):
+    torch.manual_seed(1)
+    labels = torch.randint(0, 3, (400,))
+    # later exits are more often right: noise shrinks with depth
+    logits = torch.stack([torch.nn.functional.one_hot(labels, 3) * 2 + torch.randn(400, 3) * (2.0 - 0.4 * i)
+                          for i in range(5)])
+    threshold = calibrate_threshold(logits, labels, max_drop)
+    reference = (logits[-1].argmax(-1) == labels).float().mean().item()
+    layers, predictions = exit_decisions(logits, threshold)
+    assert (predictions == labels).float().mean().item() >= reference - max_drop - 1e-9
+    if max_drop >= 0.1:
+        assert layers.float().mean() < 5  # a loose target lets examples leave early
+
+
+def test_calibration_picks_larger_thresholds_for_larger_drops():
+    torch.manual_seed(2)
+    labels = torch.randint(0, 2, (300,))
+    logits = torch.stack([torch.nn.functional.one_hot(labels, 2) + torch.randn(300, 2) * (1.5 - 0.3 * i)
+                          for i in range(4)])
+    thresholds = [calibrate_threshold(logits, labels, drop) for drop in (0.0, 0.01, 0.03, 0.1)]
+    assert thresholds == sorted(thresholds)
+
+
+def test_gradient_rescaling_shrinks_what_an_early_exit_sends_back():
+    """Exit 1's loss reaches layer 1's weights at 1/L of its unscaled gradient."""
+    model = tiny_model(labels=2)
+    model.train()
+    for module in model.modules():  # no dropout noise: both passes must see the same network
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    ids = torch.randint(1000, 2000, (2, 16))
+    grads = {}
+    for rescale in (True, False):
+        model.zero_grad()
+        model.rescale_gradients = rescale
+        _, logits = model.forward_all(ids, torch.ones_like(ids))
+        logits[0].sum().backward()
+        grads[rescale] = model.encoder.layers[0].ffn.output.weight.grad.clone()
+    torch.testing.assert_close(grads[True], grads[False] / CONFIG.layers)
+    with torch.no_grad():  # forward values are untouched
+        model.rescale_gradients = True
+        model.eval()
+        assert torch.equal(model.forward_all(ids, torch.ones_like(ids))[1], model(ids, torch.ones_like(ids)))
+
+
+@pytest.mark.parametrize("threshold,layers", [(math.inf, 1), (0.0, CONFIG.layers)])
+def test_exit_flops_match_the_flop_counter(threshold, layers):
+    model = tiny_model(labels=3)
+    ids = torch.randint(1000, 2000, (1, 32))
+    with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
+        result = early_exit(model, ids, torch.ones_like(ids), threshold)
+    assert result.exit_layer == layers
+    assert encoder_flops(CONFIG, 32, num_labels=3, exit_layer=layers)["total"] == counter.get_total_flops()
+
+
+def test_save_load_round_trip_fp32_and_fp16(tmp_path):
+    model = tiny_model()
+    tokenizer = Tokenizer(_tokenizer_dir(), 64)
+    info = ExitsInfo(model.labels, 64, thresholds={"drop_1": 0.25})
+    batch = tokenizer(["round trip", "another text"])
+    expected = model(batch.input_ids, batch.attention_mask)
+    for dtype, tolerance in ((torch.float32, 0.0), (torch.float16, 2e-2)):
+        save_multi_exit(model, tokenizer, info, tmp_path / str(dtype), dtype=dtype)
+        loaded, loaded_tokenizer, loaded_info = load_multi_exit(tmp_path / str(dtype))
+        assert loaded_info == info
+        again = loaded_tokenizer(["round trip", "another text"])
+        assert torch.equal(again.input_ids, batch.input_ids)
+        torch.testing.assert_close(loaded(again.input_ids, again.attention_mask), expected,
+                                   atol=tolerance, rtol=tolerance)
+
+
+def test_loading_weights_of_another_shape_is_refused(tmp_path):
+    model = tiny_model()
+    tokenizer = Tokenizer(_tokenizer_dir(), 64)
+    save_multi_exit(model, tokenizer, ExitsInfo(model.labels, 64), tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "encoder.json").read_text())
+    config["intermediate"] = 48
+    (tmp_path / "m" / "encoder.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="does not fit"):
+        load_multi_exit(tmp_path / "m")
+    with pytest.raises(ModelLoadError, match="no exits.json"):
+        load_multi_exit(tmp_path)
+
+
+def test_tiny_assistant_run_lowers_the_loss_and_trains_every_exit(toy_teacher, tmp_path):
+    data = toy_data()
+    config = ExitTrainConfig(epochs=3, batch_size=16, lr=1e-2, max_length=32)
+    metrics = train_multi_exit(toy_teacher, data, tmp_path / "assistant", config, progress=False)
+    first, last = metrics["history"][0]["losses"], metrics["history"][-1]["losses"]
+    assert sum(last) / len(last) < 0.8 * sum(first) / len(first)
+    assert len(metrics["test_exit_accuracy"]) == 2
+    model, tokenizer, info = load_multi_exit(tmp_path / "assistant")
+    assert info.distilled_from == str(toy_teacher)
+    logits = exit_logits(model, tokenizer, data.dev)
+    labels = torch.tensor([e.label for e in data.dev])
+    assert (logits.argmax(-1) == labels).float().mean(1).tolist() == metrics["dev_exit_accuracy"]
