@@ -139,7 +139,7 @@ def cmd_plugins_train(args: argparse.Namespace) -> None:
 def evaluate_ratios(checkpoint: Path, plugins_dir: Path, task: datasets.TaskData, split: str,
                     ratios: list[int], max_length: int | None = None) -> list[dict]:
     """Accuracy, macro-F1 and FLOPs relative to k = 1 of a checkpoint at k = 1 and each ratio."""
-    from edge_variator.plugins import PluginSet, attach, set_ratio
+    from edge_variator.plugins import PluginSet, attach, cost_arguments, set_ratio
     from edge_variator.task import checkpoint_sha256, load_task
     from edge_variator.tokenizer import Tokenizer
     from edge_variator.train import evaluate
@@ -147,11 +147,8 @@ def evaluate_ratios(checkpoint: Path, plugins_dir: Path, task: datasets.TaskData
     model, tokenizer, info = load_task(checkpoint)
     tokenizer = Tokenizer(tokenizer.model_dir, max_length or info.max_length)
     sha = checkpoint_sha256(checkpoint)
-    plugged_layers = {}
     for ratio in ratios:
-        plugin_set = PluginSet.load(plugins_dir / f"k{ratio}")
-        attach(model.encoder, plugin_set, sha)
-        plugged_layers[ratio] = len(plugin_set.config.layers)
+        attach(model.encoder, PluginSet.load(plugins_dir / f"k{ratio}"), sha)
     rows = task.split(split)
     padded = tokenizer.padded_lengths([e.text for e in rows])
     config = model.encoder.config
@@ -159,8 +156,7 @@ def evaluate_ratios(checkpoint: Path, plugins_dir: Path, task: datasets.TaskData
     results = []
     for ratio in [1, *ratios]:
         set_ratio(model.encoder, ratio)
-        flops = average_flops(config, padded, len(task.labels), ratio=ratio,
-                              plugged_layers=plugged_layers.get(ratio, 0))
+        flops = average_flops(config, padded, len(task.labels), **cost_arguments(model.encoder, ratio))
         results.append({"ratio": ratio, **evaluate(model, tokenizer, rows), "flops": flops / base_flops})
     return results
 
@@ -201,11 +197,14 @@ def cmd_slender_train(args: argparse.Namespace) -> None:
           + " ".join(f"{100 * a:.1f}" for a in metrics["test_exit_accuracy"]) + f" -> {args.out}")
 
 
-def early_exit_metrics(model, tokenizer, rows: list, threshold: float, criterion: str) -> dict:
-    """Accuracy, mean exit layer and mean FLOPs per example of entropy early exit at `threshold`."""
+def early_exit_metrics(model, tokenizer, rows: list, threshold: float, criterion: str,
+                       ratio: int = 1) -> dict:
+    """Accuracy, mean exit layer and mean FLOPs per example of early exit at `threshold` (with
+    the model's plugins running at `ratio`, which the caller has set)."""
     import torch
 
     from edge_variator.exits import exit_decisions
+    from edge_variator.plugins import cost_arguments
     from edge_variator.train import exit_logits
 
     layers, predictions = exit_decisions(exit_logits(model, tokenizer, rows), threshold, criterion)
@@ -214,29 +213,35 @@ def early_exit_metrics(model, tokenizer, rows: list, threshold: float, criterion
     return {"accuracy": (predictions == labels).float().mean().item(),
             "mean_exit_layer": layers.float().mean().item(),
             "mean_flops": average_flops(model.encoder.config, padded, len(model.labels),
-                                        exit_layers=layers.tolist())}
+                                        exit_layers=layers.tolist(), **cost_arguments(model.encoder, ratio))}
 
 
 def calibrate_checkpoint(checkpoint: Path, task: datasets.TaskData, drops: list[float],
-                         write: bool = True) -> dict:
-    """Thresholds meeting each accuracy drop on dev (written into exits.json), scored on test."""
+                         ratio: int = 1, plugins_dir: Path | None = None) -> dict:
+    """Thresholds meeting each accuracy drop on dev, scored on test. At ratio 1 they are written
+    into exits.json; at a plugin ratio (plugins_dir/k{ratio}) they are only returned."""
     import torch
 
     from edge_variator.exits import calibrate_threshold, load_multi_exit, save_thresholds
+    from edge_variator.plugins import PluginSet, attach, set_ratio
+    from edge_variator.task import checkpoint_sha256
     from edge_variator.train import exit_logits
 
     model, tokenizer, info = load_multi_exit(checkpoint)
     if info.labels != task.labels:
         raise SystemExit(f"{checkpoint} predicts {info.labels}, but {task.name} has {task.labels}")
+    if ratio != 1:
+        attach(model.encoder, PluginSet.load(plugins_dir / f"k{ratio}"), checkpoint_sha256(checkpoint))
+        set_ratio(model.encoder, ratio)
     dev_logits = exit_logits(model, tokenizer, task.dev)
     dev_labels = torch.tensor([e.label for e in task.dev])
     rows = []
     for drop in drops:
         threshold = calibrate_threshold(dev_logits, dev_labels, drop, info.criterion)
-        rows.append({"max_drop": drop, "threshold": threshold,
-                     "dev": early_exit_metrics(model, tokenizer, task.dev, threshold, info.criterion),
-                     "test": early_exit_metrics(model, tokenizer, task.test, threshold, info.criterion)})
-    if write:
+        rows.append({"max_drop": drop, "threshold": threshold, **{
+            split: early_exit_metrics(model, tokenizer, task.split(split), threshold, info.criterion, ratio)
+            for split in ("dev", "test")}})
+    if ratio == 1:
         save_thresholds(checkpoint, {f"drop_{100 * row['max_drop']:g}": row["threshold"] for row in rows})
     return {"parameters": parameter_count(model), "thresholds": rows}
 

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from edge_variator.encoder import Encoder, EncoderConfig, ModelLoadError, additive_mask
-from edge_variator.files import atomic_directory, file_sha256, write_json
+from edge_variator.files import atomic_directory, write_json
 from edge_variator.tokenizer import Tokenizer
 
 CRITERIA = ("entropy", "max_prob")
@@ -219,7 +219,3 @@ def load_multi_exit(path: str | Path) -> tuple[MultiExitModel, Tokenizer, ExitsI
     model.load_state_dict({name: tensor.float() for name, tensor in weights.items()})
     return model.eval(), Tokenizer(path, info.max_length), info
 
-
-def multi_exit_sha256(path: str | Path) -> str:
-    """Identity of a multi-exit checkpoint's weights (what plugins trained on it are bound to)."""
-    return file_sha256(Path(path) / "model.safetensors")

@@ -185,3 +185,14 @@ def set_ratio(encoder: Encoder, ratio: int) -> None:
     for layer in encoder.layers:
         if isinstance(layer.ffn, PluggedFFN):
             layer.ffn.ratio = ratio
+
+
+def cost_arguments(encoder: Encoder, ratio: int) -> dict[str, int]:
+    """What `cost.encoder_flops` needs to count the plugins attached at `ratio` (layers, bottleneck)."""
+    if ratio == 1:
+        return {"ratio": 1}
+    plugins = [layer.ffn.plugins[str(ratio)] for layer in encoder.layers
+               if isinstance(layer.ffn, PluggedFFN) and str(ratio) in layer.ffn.plugins]
+    if not plugins:
+        raise RatioError(f"no ratio-{ratio} plugins are attached")
+    return {"ratio": ratio, "plugged_layers": len(plugins), "bottleneck": plugins[0].adapter_out.in_features}

@@ -128,6 +128,8 @@ class TaskInfo:
 def checkpoint_sha256(path: str | Path) -> str:
     """Identity of the weights a task checkpoint runs with: what plugins and exits are bound to."""
     path = Path(path)
+    if (path / "exits.json").is_file():  # a multi-exit checkpoint holds all its weights
+        return file_sha256(path / "model.safetensors")
     if not (path / "task.json").is_file():  # a plain backbone folder
         return backbone_sha256(path)
     info = TaskInfo(**json.loads((path / "task.json").read_text()))

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from edge_variator.cost import parameter_count
 from edge_variator.data import Example, TaskData
 from edge_variator.encoder import backbone_sha256, default_model_dir, load_encoder
-from edge_variator.exits import ExitsInfo, MultiExitModel, load_multi_exit, multi_exit_sha256, save_multi_exit
+from edge_variator.exits import ExitsInfo, MultiExitModel, is_multi_exit, load_multi_exit, save_multi_exit
 from edge_variator.files import write_json
 from edge_variator.metrics import classification_metrics
 from edge_variator.plugins import PluginMismatchError, PluginSet, attach, set_ratio
@@ -248,7 +248,8 @@ def masked_mse(student: torch.Tensor, teacher: torch.Tensor, attention_mask: tor
     return (per_token * mask).sum() / mask.sum()
 
 
-def plugin_distillation_loss(model: TaskModel, ratio: int, batch: Batch, config: PluginTrainConfig,
+def plugin_distillation_loss(model: TaskModel | MultiExitModel, ratio: int, batch: Batch,
+                             config: PluginTrainConfig,
                              labels: torch.Tensor | None = None) -> torch.Tensor:
     """Hidden-state MSE against the same model with plugins bypassed, plus the task loss."""
     inputs = (batch.input_ids, batch.attention_mask, batch.token_type_ids)
@@ -261,8 +262,12 @@ def plugin_distillation_loss(model: TaskModel, ratio: int, batch: Batch, config:
     mse = sum(masked_mse(student[i], teacher[i], batch.attention_mask) for i in chosen) / len(chosen)
     loss = config.mse_weight * mse
     if config.ce_weight and labels is not None:
-        logits = model.classifier(model.encoder.pool(student[-1]))
-        loss = loss + config.ce_weight * torch.nn.functional.cross_entropy(logits, labels)
+        if isinstance(model, MultiExitModel):  # every exit must stay right under compression
+            logits = torch.stack([head(state) for head, state in zip(model.exits, student[1:], strict=True)])
+            ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.repeat(len(logits)))
+        else:
+            ce = torch.nn.functional.cross_entropy(model.classifier(model.encoder.pool(student[-1])), labels)
+        loss = loss + config.ce_weight * ce
     return loss
 
 
@@ -280,18 +285,21 @@ def train_plugins(checkpoint: str | Path, data: TaskData, out_dir: str | Path, r
                   config: PluginTrainConfig, progress: bool = True) -> dict:
     """Train the ratio-`ratio` plugins of a frozen model; keep the best on dev in out_dir.
 
-    `checkpoint` is a task checkpoint (task adaptation: dev accuracy picks the best) or a plain
-    backbone folder (pre-training by distillation alone: dev distillation loss picks the best).
+    `checkpoint` is a task checkpoint (task adaptation: dev accuracy picks the best), a
+    multi-exit checkpoint (the same, with every exit's loss and their mean dev accuracy), or a
+    plain backbone folder (pre-training by distillation alone: dev distillation loss picks the best).
     """
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     checkpoint = Path(checkpoint)
     pretraining = not (checkpoint / "task.json").is_file()
+    pretraining = pretraining and not is_multi_exit(checkpoint)
     if pretraining:
         model = TaskModel(load_encoder(checkpoint), ["-"])
         model_dir = checkpoint
     else:
-        model, task_tokenizer, info = load_task(checkpoint)
+        loader = load_multi_exit if is_multi_exit(checkpoint) else load_task
+        model, task_tokenizer, info = loader(checkpoint)
         if info.labels != data.labels:
             raise ValueError(f"{checkpoint} predicts {info.labels}, the data has {data.labels}")
         model_dir = task_tokenizer.model_dir
@@ -321,7 +329,11 @@ def train_plugins(checkpoint: str | Path, data: TaskData, out_dir: str | Path, r
             raise RuntimeError("a backbone parameter received a gradient: the backbone must stay frozen")
         record = {"epoch": epoch + 1, "train_loss": sum(losses) / len(losses), "losses": losses,
                   "dev_distillation_loss": dev_distillation_loss(model, tokenizer, ratio, data.dev, config)}
-        if not pretraining:
+        if isinstance(model, MultiExitModel):
+            set_ratio(model.encoder, ratio)
+            per_exit = evaluate_exits(model, tokenizer, data.dev)
+            record.update({"dev_exit_accuracy": per_exit, "dev_accuracy": sum(per_exit) / len(per_exit)})
+        elif not pretraining:
             set_ratio(model.encoder, ratio)
             record.update({f"dev_{k}": v for k, v in evaluate(model, tokenizer, data.dev).items()})
         history.append(record)
@@ -532,7 +544,7 @@ def train_slender(assistant: str | Path, data: TaskData, out_dir: str | Path, co
     # 2. representation distillation: every hidden state (the width d is kept) towards the assistant's
     student.rescale_gradients = False
     info = ExitsInfo(data.labels, config.max_length, distilled_from=str(assistant),
-                     distilled_from_sha256=multi_exit_sha256(assistant))
+                     distilled_from_sha256=checkpoint_sha256(assistant))
 
     def inputs(batch: Batch) -> tuple[torch.Tensor, ...]:
         return batch.input_ids, batch.attention_mask, batch.token_type_ids

@@ -111,7 +111,8 @@ def test_slender_train_calibrate_eval_on_a_user_csv(tiny_bert_dir, tmp_path, cap
     finetune_tiny(tiny_bert_dir, common, tmp_path / "ft")
     small = ["--epochs", "1", "--max-length", "32"]
     main(["slender", "train", str(tmp_path / "ft"), *common, "--out", str(tmp_path / "assistant"), *small])
-    main(["slender", "train", str(tmp_path / "assistant"), *common, "--out", str(tmp_path / "slender"), *small,
+    main(["slender", "train", str(tmp_path / "assistant"), *common, "--out", str(tmp_path / "slender"),
+          *small,
           "--heads", "2", "--neurons", "32", "--embedding-rank", "16", "--prune-steps", "1"])
     assert "test accuracy per exit" in capsys.readouterr().out
     main(["slender", "calibrate", str(tmp_path / "slender"), *common, "--drops", "0", "5"])

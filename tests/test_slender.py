@@ -125,3 +125,34 @@ def test_tiny_runs_of_every_stage_lower_their_losses(toy_teacher, tmp_path):
     assert model.encoder.config.embedding_rank == 16
     assert info.distilled_from == str(tmp_path / "assistant")
     assert metrics["parameters"] < 0.6 * parameter_count(load_multi_exit(tmp_path / "assistant")[0])
+
+
+def test_plugins_train_on_a_multi_exit_model_and_early_exit_runs_compressed(toy_teacher, tmp_path):
+    from edge_variator.cli import calibrate_checkpoint, early_exit_metrics
+    from edge_variator.plugins import PluginSet, attach, set_ratio
+    from edge_variator.task import checkpoint_sha256
+    from edge_variator.train import PluginTrainConfig, train_plugins
+
+    data = toy_data()
+    train_multi_exit(toy_teacher, data, tmp_path / "assistant",
+                     ExitTrainConfig(epochs=1, batch_size=16, lr=1e-2, max_length=32), progress=False)
+    # a bottleneck of 8: at this toy width (32, FFN 64) a 64-wide adapter would cost more than it saves
+    config = PluginTrainConfig(epochs=2, batch_size=16, lr=1e-2, max_length=32, bottleneck=8)
+    plugins = tmp_path / "plugins"
+    metrics = train_plugins(tmp_path / "assistant", data, plugins / "k2", 2, config, progress=False)
+    assert len(metrics["history"][-1]["dev_exit_accuracy"]) == 2
+    losses = [loss for epoch in metrics["history"] for loss in epoch["losses"]]
+    assert sum(losses[-3:]) < sum(losses[:3])
+    # the same exits at ratio 2 cost less: every layer's FFN runs on half the vectors
+    model, tokenizer, _ = load_multi_exit(tmp_path / "assistant")
+    every_layer = early_exit_metrics(model, tokenizer, data.test, 0.0, "entropy")
+    attach(model.encoder, PluginSet.load(plugins / "k2"), checkpoint_sha256(tmp_path / "assistant"))
+    set_ratio(model.encoder, 2)
+    every_layer_k2 = early_exit_metrics(model, tokenizer, data.test, 0.0, "entropy", ratio=2)
+    assert every_layer["mean_exit_layer"] == every_layer_k2["mean_exit_layer"] == 2
+    assert every_layer_k2["mean_flops"] < 0.95 * every_layer["mean_flops"]
+    # calibrated at ratio 2 on dev: a zero drop against ratio 2's own last exit holds there
+    calibrated = calibrate_checkpoint(tmp_path / "assistant", data, [0.0], ratio=2, plugins_dir=plugins)
+    [row] = calibrated["thresholds"]
+    dev_k2 = early_exit_metrics(model, tokenizer, data.dev, 0.0, "entropy", ratio=2)
+    assert row["dev"]["accuracy"] >= dev_k2["accuracy"]
