@@ -188,10 +188,13 @@ class EncoderLayer(nn.Module):
         self.ffn_norm = nn.LayerNorm(config.hidden, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, hidden: torch.Tensor, additive_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, additive_mask: torch.Tensor,
+                ratio: int | None = None) -> torch.Tensor:
+        """`ratio` (a plugged FFN's compression, fixed per exported method) is passed to the FFN."""
         attended = self.dropout(self.attention(hidden, additive_mask))
         hidden = self.attention_norm(hidden + attended)
-        return self.ffn_norm(hidden + self.dropout(self.ffn(hidden, additive_mask)))
+        ffn = self.ffn(hidden, additive_mask) if ratio is None else self.ffn(hidden, additive_mask, ratio)
+        return self.ffn_norm(hidden + self.dropout(ffn))
 
 
 def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -88,13 +88,16 @@ class PluggedFFN(nn.Module):
         self.plugins = nn.ModuleDict()
         self.ratio = 1
 
-    def forward(self, hidden: torch.Tensor, additive_mask: torch.Tensor | None = None) -> torch.Tensor:
-        if self.ratio == 1:
+    def forward(self, hidden: torch.Tensor, additive_mask: torch.Tensor | None = None,
+                ratio: int | None = None) -> torch.Tensor:
+        """At `ratio` when given (an exported method fixes its own), else at `self.ratio`."""
+        ratio = self.ratio if ratio is None else ratio
+        if ratio == 1:
             return self.base(hidden)
-        if hidden.shape[1] % self.ratio:
+        if hidden.shape[1] % ratio:
             raise RatioError(f"sequence length {hidden.shape[1]} is not a multiple of ratio "
-                             f"{self.ratio}: pad batches with edge_variator.tokenizer.Tokenizer")
-        return self.plugins[str(self.ratio)](hidden, self.base, additive_mask)
+                             f"{ratio}: pad batches with edge_variator.tokenizer.Tokenizer")
+        return self.plugins[str(ratio)](hidden, self.base, additive_mask)
 
 
 @dataclass

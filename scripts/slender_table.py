@@ -4,6 +4,8 @@
     python scripts/slender_table.py --tasks mr --ship     # ... and copy the quarter model into the package
     python scripts/slender_table.py --report              # the table from finished runs only
 
+With mr, the quarter-width model also gets compression plugins for k = 2, 4, 8 (trained on it,
+frozen, 1 epoch) and is calibrated at each ratio: the two papers' savings combined.
 Per task: the fine-tuned teacher (mr: the shipped LoRA adapter; others: runs/teachers/<task>-lora
 from scripts/teacher_table.py) -> the full-width multi-exit assistant -> two slender sizes pruned
 from it. Each finished stage is skipped on a rerun. Every multi-exit model is calibrated on dev
@@ -24,8 +26,17 @@ import torch
 from edge_variator.cli import SHIPPED_ADAPTER, SHIPPED_SLENDER, calibrate_checkpoint
 from edge_variator.cost import average_flops, parameter_count
 from edge_variator.data import load_benchmark
+from edge_variator.plugins import RATIOS
 from edge_variator.task import load_task
-from edge_variator.train import ExitTrainConfig, SlenderConfig, evaluate, train_multi_exit, train_slender
+from edge_variator.train import (
+    ExitTrainConfig,
+    PluginTrainConfig,
+    SlenderConfig,
+    evaluate,
+    train_multi_exit,
+    train_plugins,
+    train_slender,
+)
 
 RUNS = Path("runs/slender")
 DROPS = (0.01, 0.02)
@@ -37,6 +48,7 @@ SETTINGS = {
 }
 # name -> (heads of 12, FFN neurons of 1536, word-embedding rank of 384)
 SIZES = {"half": (6, 768, 128), "quarter": (3, 384, 64)}
+COMBINED = {"mr": "quarter"}  # the slender size that also gets compression plugins (k = 2, 4, 8)
 
 
 def train(task: str) -> None:
@@ -51,6 +63,12 @@ def train(task: str) -> None:
             config = SlenderConfig(epochs=slender_epochs, max_length=max_length, heads=heads, neurons=neurons,
                                    embedding_rank=rank)
             train_slender(assistant, data, RUNS / task / name, config)
+    if task in COMBINED:
+        base = RUNS / task / COMBINED[task]
+        for ratio in RATIOS:
+            if not (base / "plugins" / f"k{ratio}" / "metrics.json").is_file():
+                config = PluginTrainConfig(epochs=1, max_length=max_length)
+                train_plugins(base, data, base / "plugins" / f"k{ratio}", ratio, config)
 
 
 def measure(task: str) -> dict:
@@ -70,6 +88,16 @@ def measure(task: str) -> dict:
                          "accuracy": row["test"]["accuracy"], "parameters": calibrated["parameters"],
                          "mean_exit": row["test"]["mean_exit_layer"],
                          "flops": row["test"]["mean_flops"] / teacher_flops})
+    if task in COMBINED:
+        base = RUNS / task / COMBINED[task]
+        for ratio in RATIOS:
+            calibrated = calibrate_checkpoint(base, data, list(DROPS), ratio, base / "plugins")
+            for row in calibrated["thresholds"]:
+                rows.append({"model": f"{COMBINED[task]} + plugins k={ratio}", "threshold": row["threshold"],
+                             "drop": row["max_drop"], "accuracy": row["test"]["accuracy"],
+                             "parameters": calibrated["parameters"],
+                             "mean_exit": row["test"]["mean_exit_layer"],
+                             "flops": row["test"]["mean_flops"] / teacher_flops})
     result = {"task": task, "max_length": max_length, "test_examples": len(data.test),
               "mean_padded_tokens": statistics.mean(lengths), "rows": rows}
     (RUNS / task / "measured.json").write_text(json.dumps(result, indent=2))

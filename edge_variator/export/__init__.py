@@ -1,0 +1,1 @@
+"""Export to ExecuTorch (.pte) and Core ML (.mlpackage), and the bundle a phone app loads."""
