@@ -171,8 +171,12 @@ class FeedForward(nn.Module):
         self.intermediate = nn.Linear(config.hidden, config.intermediate)
         self.output = nn.Linear(config.intermediate, config.hidden)
 
-    def forward(self, hidden: torch.Tensor, additive_mask: torch.Tensor | None = None) -> torch.Tensor:
-        # The mask is unused here; a compression plugin wrapping this FFN needs it.
+    def forward(self, hidden: torch.Tensor, additive_mask: torch.Tensor | None = None,
+                ratio: int | None = None) -> torch.Tensor:
+        # The mask and ratio are for a compression plugin wrapping this FFN; a plain FFN only runs at 1.
+        if ratio not in (None, 1):
+            raise ValueError(f"ratio {ratio} needs compression plugins on this layer "
+                             "(edge_variator.plugins.attach)")
         # erf GELU, as BERT's "gelu"
         return self.output(nn.functional.gelu(self.intermediate(hidden)))
 
@@ -193,7 +197,7 @@ class EncoderLayer(nn.Module):
         """`ratio` (a plugged FFN's compression, fixed per exported method) is passed to the FFN."""
         attended = self.dropout(self.attention(hidden, additive_mask))
         hidden = self.attention_norm(hidden + attended)
-        ffn = self.ffn(hidden, additive_mask) if ratio is None else self.ffn(hidden, additive_mask, ratio)
+        ffn = self.ffn(hidden, additive_mask, ratio)
         return self.ffn_norm(hidden + self.dropout(ffn))
 
 

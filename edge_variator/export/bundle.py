@@ -1,0 +1,218 @@
+"""The bundle: what export writes and what the runtime and the phone apps load.
+
+    bundle/
+      model.pte          every method (embed, layer_{i}_k{k}, exit_{i}) in one ExecuTorch program
+      model.mlpackage    the same pieces as Core ML functions (optional)
+      tokenizer/         the model's own tokenizer files
+      manifest.json      validated against manifest.schema.json (shipped in this package)
+
+A bundle is written into a temporary folder and renamed into place, so an interrupted export
+leaves the previous bundle (or none), never half of one. The same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import jsonschema
+import torch
+
+from edge_variator.exits import MultiExitModel, is_multi_exit, load_multi_exit
+from edge_variator.export.pieces import exit_layers, pieces
+from edge_variator.files import atomic_directory, file_sha256, write_bytes, write_json
+from edge_variator.plugins import PluginSet, attach
+from edge_variator.task import TaskModel, checkpoint_sha256, load_task
+from edge_variator.tokenizer import MIN_LENGTH, PAD_MULTIPLE, Tokenizer
+
+SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
+SCHEMA_VERSION = 1
+FORMATS = ("executorch", "coreml")
+
+
+class BundleError(Exception):
+    """A bundle cannot be used as it is."""
+
+
+class ManifestError(BundleError):
+    """manifest.json is missing, not JSON, or does not follow the schema; or a file it names is absent."""
+
+
+class BackboneMismatchError(BundleError):
+    """The bundle was exported from another backbone than the one expected."""
+
+
+class MissingMethodError(BundleError):
+    """The manifest names a method that model.pte does not have."""
+
+
+class CorruptProgramError(BundleError):
+    """model.pte is truncated, altered or not an ExecuTorch program."""
+
+
+def load_model(checkpoint: str | Path, plugins: str | Path | None = None,
+               ratios: Sequence[int] | None = None) -> tuple[TaskModel | MultiExitModel, Tokenizer, dict]:
+    """A task or multi-exit checkpoint with its plugin sets attached (plugins/k{ratio}/), ready to
+    export; also what the manifest says about where it came from."""
+    checkpoint = Path(checkpoint)
+    multi_exit = is_multi_exit(checkpoint)
+    model, tokenizer, info = (load_multi_exit if multi_exit else load_task)(checkpoint)
+    sha = checkpoint_sha256(checkpoint)
+    found = sorted(int(p.name[1:]) for p in Path(plugins).glob("k*")) if plugins else []
+    for ratio in found if ratios is None else ratios:
+        if ratio != 1:
+            attach(model.encoder, PluginSet.load(Path(plugins) / f"k{ratio}"), sha)
+    source = {"id": checkpoint.name, "sha256": sha,
+              "criterion": info.criterion if multi_exit else "entropy",
+              "thresholds": dict(info.thresholds) if multi_exit else {}}
+    return model, tokenizer, source
+
+
+def method_signatures(model: TaskModel | MultiExitModel, methods: Sequence[str]) -> dict[str, dict]:
+    hidden = {"name": "hidden", "dtype": "float32", "shape": [1, "seq", model.encoder.config.hidden]}
+    signatures = {}
+    for name in methods:
+        if name == "embed":
+            signatures[name] = {"inputs": [{"name": "input_ids", "dtype": "int64", "shape": [1, "seq"]}],
+                                "outputs": [hidden]}
+        elif name.startswith("layer_"):
+            mask = {"name": "attention_mask", "dtype": "int64", "shape": [1, "seq"]}
+            signatures[name] = {"inputs": [hidden, mask], "outputs": [hidden]}
+        else:
+            logits = {"name": "logits", "dtype": "float32", "shape": [1, len(model.labels)]}
+            signatures[name] = {"inputs": [hidden], "outputs": [logits]}
+    return signatures
+
+
+def build_manifest(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, source: dict,
+                   methods: Sequence[str], files: dict) -> dict:
+    config = model.encoder.config
+    ratios = sorted({int(name.rsplit("_k", 1)[1]) for name in methods if name.startswith("layer_")})
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "created_by": "edge-variator export",
+        "backbone": {"id": source["id"], "sha256": source["sha256"]},
+        "model": {"layers": config.layers, "hidden": config.hidden, "heads": config.heads,
+                  "intermediate": config.intermediate, "embedding_rank": config.embedding_rank,
+                  "vocab_size": config.vocab_size, "max_length": tokenizer.max_length,
+                  "min_length": MIN_LENGTH, "pad_multiple": PAD_MULTIPLE,
+                  "pad_token_id": config.pad_token_id, "labels": list(model.labels)},
+        "methods": method_signatures(model, methods),
+        "ratios": {str(k): [f"layer_{i}_k{k}" for i in range(config.layers)] for k in ratios},
+        "exits": {"after_layers": exit_layers(model), "criterion": source["criterion"],
+                  "thresholds": source["thresholds"]},
+        "files": files,
+        "policy": None,
+        "latency_profile": None,
+    }
+
+
+def write_bundle(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, source: dict,
+                 out_dir: str | Path, formats: Sequence[str] = ("executorch",), quantize: str = "none",
+                 coreml_compress: str = "none", calibration_texts: Sequence[str] = (),
+                 progress: bool = True) -> dict:
+    """Export every piece and write the bundle atomically; returns the manifest."""
+    from edge_variator.export.executorch import export_programs, piece_inputs, to_pte
+
+    unknown = set(formats) - set(FORMATS)
+    if unknown or "executorch" not in formats:
+        raise ValueError(f"formats must include 'executorch' and be among {FORMATS}, not {list(formats)}")
+    model.eval()
+    calibration = piece_inputs(model, tokenizer, calibration_texts) if quantize == "int8" else None
+    programs = export_programs(model, tokenizer.max_length, quantize=quantize, calibration=calibration,
+                               progress=progress)
+    with atomic_directory(out_dir) as tmp:
+        write_bytes(tmp / "model.pte", to_pte(programs))
+        files = {"executorch": {"path": "model.pte", "sha256": file_sha256(tmp / "model.pte"),
+                                "bytes": (tmp / "model.pte").stat().st_size, "quantize": quantize,
+                                "functions": list(programs)}}
+        if "coreml" in formats:
+            from edge_variator.export.coreml import save_mlpackage
+
+            fp32 = (programs if quantize == "none"
+                    else export_programs(model, tokenizer.max_length, progress=False))
+            functions = save_mlpackage(fp32, tmp / "model.mlpackage", coreml_compress, progress)
+            weights = tmp / "model.mlpackage" / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
+            files["coreml"] = {"path": "model.mlpackage", "sha256": file_sha256(weights),
+                               "bytes": sum(f.stat().st_size for f in (tmp / "model.mlpackage").rglob("*")
+                                            if f.is_file()),
+                               "quantize": coreml_compress, "functions": functions}
+        tokenizer.save(tmp / "tokenizer")
+        files["tokenizer"] = sorted(p.name for p in (tmp / "tokenizer").iterdir())
+        manifest = build_manifest(model, tokenizer, source, list(programs), files)
+        validate(manifest)
+        write_json(tmp / "manifest.json", manifest)
+    return manifest
+
+
+def validate(manifest: dict) -> None:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    try:
+        jsonschema.validate(manifest, schema)
+    except jsonschema.ValidationError as error:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise ManifestError(f"manifest.json does not follow the schema at {where}: {error.message}") from None
+    for k, methods in manifest["ratios"].items():
+        missing = [m for m in methods if m not in manifest["methods"]]
+        if missing:
+            raise ManifestError(f"ratio {k} lists methods the manifest does not describe: {missing[:3]}")
+
+
+def load_manifest(bundle_dir: str | Path, expected_sha256: str | None = None,
+                  check_program: bool = True) -> dict:
+    """Read and check a bundle: schema, files present and unaltered, every method in model.pte."""
+    bundle_dir = Path(bundle_dir)
+    path = bundle_dir / "manifest.json"
+    if not path.is_file():
+        raise ManifestError(f"{bundle_dir} is not a bundle: no manifest.json")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ManifestError(f"{path} is not valid JSON: {error}") from None
+    validate(manifest)
+    if expected_sha256 is not None and manifest["backbone"]["sha256"] != expected_sha256:
+        raise BackboneMismatchError(
+            f"{bundle_dir} was exported from backbone {manifest['backbone']['id']} "
+            f"(sha256 {manifest['backbone']['sha256'][:12]}...), not the expected {expected_sha256[:12]}...")
+    pte = bundle_dir / manifest["files"]["executorch"]["path"]
+    if not pte.is_file():
+        raise ManifestError(f"{bundle_dir}: the manifest names {pte.name}, which is missing")
+    if file_sha256(pte) != manifest["files"]["executorch"]["sha256"]:
+        raise CorruptProgramError(f"{pte} is not the file that was exported (sha256 differs): truncated "
+                                  "or altered; export the bundle again")
+    if check_program:
+        program = open_program(pte)
+        missing = sorted(set(manifest["methods"]) - set(program.method_names))
+        if missing:
+            raise MissingMethodError(f"{pte} lacks methods the manifest names: {missing[:5]}")
+    return manifest
+
+
+def open_program(pte: str | Path):
+    """The ExecuTorch program, or CorruptProgramError when the runtime refuses the file."""
+    from executorch.runtime import Runtime
+
+    try:
+        return Runtime.get().load_program(Path(pte))
+    except (RuntimeError, ValueError) as error:
+        raise CorruptProgramError(f"{pte} is not a loadable ExecuTorch program: {error}") from None
+
+
+def check_pieces_match(model: TaskModel | MultiExitModel, bundle_dir: str | Path,
+                       lengths: Sequence[int] = (16, 40)) -> dict[str, float]:
+    """Max |ExecuTorch - PyTorch| of every method at each length (what the tests and export check)."""
+    from edge_variator.export.pieces import example_inputs
+
+    program = open_program(Path(bundle_dir) / "model.pte")
+    modules = pieces(model.eval(), None)
+    errors = {}
+    with torch.no_grad():
+        for name, module in modules.items():
+            method = program.load_method(name)
+            worst = 0.0
+            for length in lengths:
+                inputs = example_inputs(name, model.encoder.config.hidden, length)
+                worst = max(worst, (method.execute(list(inputs))[0] - module(*inputs)).abs().max().item())
+            errors[name] = worst
+    return errors

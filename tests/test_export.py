@@ -1,0 +1,187 @@
+"""Export: a tiny multi-exit model with ratio-2 plugins -> one .pte run in the ExecuTorch runtime,
+a multifunction .mlpackage inspected, the manifest validated, and every bad bundle refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from edge_variator.encoder import Encoder, EncoderConfig, additive_mask, default_model_dir
+from edge_variator.exits import MultiExitModel
+from edge_variator.export import bundle as bundles
+from edge_variator.export.bundle import (
+    BackboneMismatchError,
+    CorruptProgramError,
+    ManifestError,
+    MissingMethodError,
+    check_pieces_match,
+    load_manifest,
+    open_program,
+    write_bundle,
+)
+from edge_variator.export.coreml import describe, weight_bytes
+from edge_variator.plugins import PluginSet, attach, set_ratio
+from edge_variator.tokenizer import Tokenizer
+
+CONFIG = EncoderConfig(vocab_size=30522, hidden=32, layers=2, heads=4, intermediate=64, max_positions=64)
+SHA = "ab" * 32
+TEXTS = ["a short text", "a somewhat longer text that needs more than sixteen tokens to be written down"]
+
+
+def tiny_model(ratios=(2,)) -> MultiExitModel:
+    torch.manual_seed(0)
+    model = MultiExitModel(Encoder(CONFIG), ["no", "yes"]).eval()
+    for ratio in ratios:
+        plugin_set = PluginSet.for_backbone(model.encoder, SHA, ratio, bottleneck=8)
+        for parameter in plugin_set.parameters():  # not the near-silent init: make the plugins matter
+            torch.nn.init.normal_(parameter, std=0.2)
+        attach(model.encoder, plugin_set, SHA)
+    return model
+
+
+def source(thresholds=None):
+    return {"id": "tiny", "sha256": SHA, "criterion": "entropy", "thresholds": thresholds or {"drop_1": 0.4}}
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return Tokenizer(default_model_dir(), 64)
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tokenizer, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundles") / "tiny"
+    write_bundle(tiny_model(), tokenizer, source(), out, formats=("executorch", "coreml"), progress=False)
+    return out
+
+
+def test_every_method_runs_in_executorch_within_1e_4_of_pytorch(bundle_dir):
+    manifest = load_manifest(bundle_dir)
+    assert sorted(manifest["methods"]) == sorted(
+        ["embed", "layer_0_k1", "layer_0_k2", "layer_1_k1", "layer_1_k2", "exit_0", "exit_1"])
+    assert manifest["ratios"] == {"1": ["layer_0_k1", "layer_1_k1"], "2": ["layer_0_k2", "layer_1_k2"]}
+    exits = {"after_layers": [0, 1], "criterion": "entropy", "thresholds": {"drop_1": 0.4}}
+    assert manifest["exits"] == exits
+    errors = check_pieces_match(tiny_model(), bundle_dir, lengths=(16, 40, 64))
+    assert max(errors.values()) < 1e-4, errors
+
+
+@pytest.mark.parametrize("ratio", [1, 2])
+def test_chained_methods_equal_the_pytorch_model_on_real_text(bundle_dir, tokenizer, ratio):
+    program = open_program(bundle_dir / "model.pte")
+    model = tiny_model()
+    set_ratio(model.encoder, ratio)
+    for text in TEXTS:
+        batch = tokenizer([text])
+        hidden = program.load_method("embed").execute([batch.input_ids])[0]
+        for index in range(CONFIG.layers):
+            hidden = program.load_method(f"layer_{index}_k{ratio}").execute([hidden, batch.attention_mask])[0]
+        logits = program.load_method(f"exit_{CONFIG.layers - 1}").execute([hidden])[0]
+        with torch.no_grad():
+            expected = model(batch.input_ids, batch.attention_mask)[-1]
+        torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_coreml_package_has_one_function_per_method_fp16_and_a_length_range(bundle_dir):
+    manifest = load_manifest(bundle_dir)
+    described = describe(bundle_dir / "model.mlpackage")
+    assert set(described["functions"]) == set(manifest["methods"])
+    layer = described["functions"]["layer_1_k2"]
+    assert layer["inputs"]["hidden"]["ranges"][1] == (16, 64)
+    assert layer["inputs"]["attention_mask"]["ranges"][1] == (16, 64)
+    outputs = [out for function in described["functions"].values() for out in function["outputs"].values()]
+    assert all(out["dtype"] == "FLOAT16" for out in outputs)
+    # layer_i_k1 and layer_i_k2 share the layer's weights: stored once, the package holds about the
+    # unique fp16 parameters, well under what a copy per function would take
+    model = tiny_model()
+    unique = sum(p.numel() for p in model.parameters())
+    layer_weights = sum(p.numel() for layer in model.encoder.layers for p in layer.parameters())
+    assert weight_bytes(bundle_dir / "model.mlpackage") < 2 * (unique + layer_weights // 2)
+
+
+def test_same_inputs_give_a_byte_identical_pte(bundle_dir, tokenizer, tmp_path):
+    write_bundle(tiny_model(), tokenizer, source(), tmp_path / "again", progress=False)
+    assert (tmp_path / "again" / "model.pte").read_bytes() == (bundle_dir / "model.pte").read_bytes()
+
+
+def test_extra_ratios_cost_only_their_plugins(bundle_dir, tokenizer, tmp_path):
+    """The k = 1 and k = 2 methods share each layer's weights: the .pte grows by about the plugins."""
+    plain = tiny_model(ratios=())
+    write_bundle(plain, tokenizer, source(), tmp_path / "k1", progress=False)
+    plugin_bytes = 4 * sum(p.numel() for name, p in tiny_model().named_parameters() if ".plugins." in name)
+    with_ratios = (bundle_dir / "model.pte").stat().st_size
+    assert with_ratios <= 1.10 * ((tmp_path / "k1" / "model.pte").stat().st_size + plugin_bytes)
+
+
+def test_int8_bundle_runs_close_to_fp32(tokenizer, tmp_path):
+    model = tiny_model()
+    manifest = write_bundle(model, tokenizer, source(), tmp_path / "int8", quantize="int8",
+                            calibration_texts=TEXTS * 4, progress=False)
+    assert manifest["files"]["executorch"]["quantize"] == "int8"
+    program = open_program(tmp_path / "int8" / "model.pte")
+    batch = tokenizer([TEXTS[1]])
+    hidden = program.load_method("embed").execute([batch.input_ids])[0]
+    out = program.load_method("layer_0_k1").execute([hidden, batch.attention_mask])[0]
+    with torch.no_grad():
+        expected = model.encoder.layers[0](hidden, additive_mask(batch.attention_mask, hidden.dtype), 1)
+    assert (out - expected).abs().max() < 0.1 * expected.abs().max()  # int8 error, not a different function
+    assert not torch.equal(out, expected)
+
+
+def test_truncated_or_altered_pte_is_refused(bundle_dir, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(bundle_dir, broken)
+    data = (broken / "model.pte").read_bytes()
+    (broken / "model.pte").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorruptProgramError, match="sha256 differs"):
+        load_manifest(broken)
+    (tmp_path / "garbage.pte").write_bytes(b"not a program" * 100)
+    with pytest.raises(CorruptProgramError, match="not a loadable ExecuTorch program"):
+        open_program(tmp_path / "garbage.pte")
+
+
+def test_manifest_from_another_backbone_is_refused(bundle_dir):
+    with pytest.raises(BackboneMismatchError, match="exported from backbone tiny"):
+        load_manifest(bundle_dir, expected_sha256="cd" * 32)
+    assert load_manifest(bundle_dir, expected_sha256=SHA)["backbone"]["sha256"] == SHA
+
+
+def test_a_method_missing_from_the_pte_is_refused(bundle_dir, tmp_path):
+    edited = tmp_path / "edited"
+    shutil.copytree(bundle_dir, edited)
+    manifest = json.loads((edited / "manifest.json").read_text())
+    manifest["methods"]["layer_2_k1"] = manifest["methods"]["layer_1_k1"]
+    (edited / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(MissingMethodError, match="layer_2_k1"):
+        load_manifest(edited)
+
+
+def test_a_manifest_off_the_schema_names_the_field(bundle_dir, tmp_path):
+    edited = tmp_path / "edited"
+    shutil.copytree(bundle_dir, edited)
+    manifest = json.loads((edited / "manifest.json").read_text())
+    manifest["model"]["max_length"] = 60  # not a multiple of 8
+    (edited / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ManifestError, match="model/max_length"):
+        load_manifest(edited)
+    with pytest.raises(ManifestError, match="no manifest.json"):
+        load_manifest(tmp_path)
+
+
+def test_an_interrupted_export_leaves_the_previous_bundle(bundle_dir, tokenizer, tmp_path, monkeypatch):
+    target = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, target)
+    before = {p.name: p.stat().st_size for p in target.iterdir()}
+
+    def crash(programs):
+        raise KeyboardInterrupt("killed mid-export")
+
+    monkeypatch.setattr("edge_variator.export.executorch.to_pte", crash)
+    with pytest.raises(KeyboardInterrupt):
+        write_bundle(tiny_model(), tokenizer, source(), target, progress=False)
+    assert {p.name: p.stat().st_size for p in target.iterdir()} == before
+    assert not [p for p in tmp_path.iterdir() if p.name != "bundle"]  # no half bundle left beside it
+    assert bundles.load_manifest(target)["backbone"]["id"] == "tiny"
