@@ -282,6 +282,35 @@ def cmd_slender_eval(args: argparse.Namespace) -> None:
               f"{result['mean_exit_layer']:.2f}, {result['mean_flops'] / 1e9:.3f} GFLOPs per example")
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from edge_variator.export.bundle import load_model as load_for_export
+    from edge_variator.export.bundle import write_bundle
+
+    checkpoint, plugins = Path(args.checkpoint), args.plugins
+    if args.checkpoint == "default":
+        checkpoint, plugins = SHIPPED_ADAPTER, plugins or SHIPPED_PLUGINS
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    model, tokenizer, source = load_for_export(checkpoint, plugins, args.ratios)
+    if args.max_length:
+        from edge_variator.tokenizer import Tokenizer
+
+        tokenizer = Tokenizer(tokenizer.model_dir, args.max_length)
+    texts = []
+    if args.quantize == "int8":
+        task = load_task_data(args)
+        texts = [e.text for e in task.train[:args.calibration_texts]]
+    started = time.perf_counter()
+    manifest = write_bundle(model, tokenizer, source, args.out, formats, args.quantize, args.coreml_compress,
+                            texts)
+    files = manifest["files"]
+    print(f"bundle {args.out}: {len(manifest['methods'])} methods, "
+          f"ratios {sorted(manifest['ratios'], key=int)}, exits after layers "
+          f"{manifest['exits']['after_layers']}, {time.perf_counter() - started:.0f} s")
+    for kind in ("executorch", "coreml"):
+        if kind in files:
+            print(f"  {files[kind]['path']}: {files[kind]['bytes'] / 1e6:.1f} MB ({files[kind]['quantize']})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-variator", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -383,16 +412,35 @@ def build_parser() -> argparse.ArgumentParser:
                                    help="accuracy points one may lose against running every layer")
     slender_calibrate.set_defaults(run=cmd_slender_calibrate)
 
+    export = commands.add_parser("export", help="a checkpoint (+ plugins) -> bundle/ with model.pte, "
+                                                "model.mlpackage, tokenizer, manifest.json")
+    export.add_argument("checkpoint", help="task or multi-exit checkpoint; 'default': the shipped mr "
+                                           "adapter and its plugins")
+    export.add_argument("--plugins", help="folder with k{ratio}/ plugin sets trained on that checkpoint")
+    export.add_argument("--ratios", type=int, nargs="+", help="plugin ratios to include (default: all found)")
+    export.add_argument("--out", required=True, help="bundle folder (replaced atomically)")
+    export.add_argument("--format", default="executorch", help="executorch[,coreml]")
+    export.add_argument("--quantize", choices=["none", "int8"], default="none")
+    export.add_argument("--coreml-compress", choices=["none", "int8"], default="none")
+    export.add_argument("--max-length", type=int,
+                        help="longest input the bundle takes (default: the checkpoint's)")
+    export.add_argument("--calibration-texts", type=int, default=200,
+                        help="int8: train texts to calibrate on")
+    add_task_arguments(export)
+    export.set_defaults(run=cmd_export)
+
     demo = commands.add_parser("demo", help="the default model and task, end to end")
     demo.set_defaults(run=cmd_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
+    from edge_variator.export.bundle import BundleError
+
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (datasets.DataError, ModelLoadError, ValueError) as error:
+    except (datasets.DataError, ModelLoadError, BundleError, ValueError) as error:
         sys.exit(f"edge-variator {args.command}: {error}")
 
 

@@ -209,3 +209,23 @@ def predict_logits(model: TaskModel, tokenizer: Tokenizer, texts: Sequence[str],
         batch = batch.to(device)
         logits[chunk] = model(batch.input_ids, batch.attention_mask, batch.token_type_ids).float().cpu()
     return logits
+
+
+def load_hf_classifier(model_dir: str | Path, max_length: int = 128) -> tuple[TaskModel, Tokenizer]:
+    """A Hugging Face `BertForSequenceClassification` folder (model.safetensors with `classifier.*`,
+    config.json with id2label) as a TaskModel: what a user exports without training here."""
+    model_dir = Path(model_dir)
+    path = model_dir / "model.safetensors"
+    weights = load_file(path) if path.is_file() else {}
+    head = {key: weights[key] for key in ("classifier.weight", "classifier.bias") if key in weights}
+    if len(head) != 2:
+        raise ModelLoadError(f"{model_dir} has no classification head (classifier.weight/bias): export "
+                             "a fine-tuned BertForSequenceClassification, or fine-tune with "
+                             "`edge-variator finetune`")
+    config = json.loads((model_dir / "config.json").read_text())
+    count = head["classifier.weight"].shape[0]
+    id2label = config.get("id2label") or {str(i): f"LABEL_{i}" for i in range(count)}
+    labels = [id2label[str(i)] for i in range(len(id2label))]
+    model = TaskModel(load_encoder(model_dir), labels)
+    model.classifier.load_state_dict({"weight": head["classifier.weight"], "bias": head["classifier.bias"]})
+    return model.eval(), Tokenizer(model_dir, max_length)

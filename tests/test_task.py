@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from edge_variator.encoder import backbone_sha256, hf_state_dict, load_encoder
+from edge_variator.encoder import ModelLoadError, backbone_sha256, hf_state_dict, load_encoder
 from edge_variator.task import (
     AdapterMismatchError,
     LoRALinear,
@@ -117,3 +117,31 @@ def test_save_replaces_a_checkpoint_whole(tiny_bert_dir, tmp_path):
     save_task(model, tokenizer, TaskInfo(kind="full", labels=LABELS, max_length=32), out)
     assert not (out / "stale.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ft"]  # no temp folders left behind
+
+
+def test_a_hugging_face_classifier_folder_loads_with_its_head_and_labels(tmp_path):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from edge_variator.encoder import default_model_dir
+    from edge_variator.task import load_hf_classifier
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, id2label={0: "neg", 1: "pos"}, label2id={"neg": 0, "pos": 1})
+    hf = BertForSequenceClassification(config).eval()
+    hf.save_pretrained(tmp_path, safe_serialization=True)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(default_model_dir() / name, tmp_path / name)
+    model, tokenizer = load_hf_classifier(tmp_path, 32)
+    assert model.labels == ["neg", "pos"]
+    batch = tokenizer(["a text to classify", "another"])
+    with torch.no_grad():
+        expected = hf(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        torch.testing.assert_close(model(batch.input_ids, batch.attention_mask), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_a_folder_without_a_classification_head_is_refused(tiny_bert_dir):
+    from edge_variator.task import load_hf_classifier
+
+    with pytest.raises(ModelLoadError, match="no classification head"):
+        load_hf_classifier(tiny_bert_dir)
