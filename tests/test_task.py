@@ -137,7 +137,8 @@ def test_a_hugging_face_classifier_folder_loads_with_its_head_and_labels(tmp_pat
     batch = tokenizer(["a text to classify", "another"])
     with torch.no_grad():
         expected = hf(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-        torch.testing.assert_close(model(batch.input_ids, batch.attention_mask), expected, atol=1e-5, rtol=1e-5)
+        logits = model(batch.input_ids, batch.attention_mask)
+    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_a_folder_without_a_classification_head_is_refused(tiny_bert_dir):
