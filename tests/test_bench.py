@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -15,3 +17,11 @@ def test_plugins_bench_prints_a_row_per_ratio():
     rows = [line.split() for line in result.stdout.splitlines() if line.strip().startswith("16 ")]
     assert [row[1] for row in rows] == ["1", "2", "4", "8"]
     assert float(rows[0][-1]) == 1.0 and float(rows[0][-2]) == 1.0
+
+
+@pytest.mark.slow
+def test_export_bench_prints_a_row_per_method():
+    result = subprocess.run([sys.executable, "bench/export.py", "--lengths", "16", "--repeats", "1"],
+                            cwd=ROOT, capture_output=True, text=True, check=True, timeout=1200)
+    rows = [line.split() for line in result.stdout.splitlines() if line.strip().startswith("16 ")]
+    assert [row[1] for row in rows] == ["layer_0_k1", "layer_0_k2", "layer_0_k4", "layer_0_k8", "gemm"]

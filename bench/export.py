@@ -1,0 +1,120 @@
+"""Latency of one exported layer method per ratio in the ExecuTorch runtime, fp32 and int8.
+
+    python bench/export.py [--lengths 16 64 128 256] [--repeats 30]
+
+The default model (the shipped mr adapter with its k = 2, 4, 8 plugins) is exported with layer 0
+at every ratio, plus a plain GEMM of a layer's biggest shape (tokens x 384 @ 384 x 1536) as the
+roofline: XNNPACK's own matmul speed on this machine, measured in the same run. Methods are timed
+interleaved (k = 1, 2, 4, 8, gemm, 1, ...), batch 1, medians with min-max; ratios are k / k=1 and
+int8 / fp32 of the same method. GFLOP/s use the analytic FLOPs of cost.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.export import export
+
+from edge_variator.cli import SHIPPED_ADAPTER, SHIPPED_PLUGINS
+from edge_variator.cost import encoder_flops, linear_flops
+from edge_variator.export.bundle import load_model, open_program
+from edge_variator.export.executorch import piece_inputs, quantized_piece, to_pte
+from edge_variator.export.pieces import export_piece, pieces, sequence_dim
+from edge_variator.plugins import RATIOS
+
+MAX_LENGTH = 256
+
+
+class Gemm(nn.Module):
+    def __init__(self, fan_in: int, fan_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(fan_in, fan_out) * 0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.weight
+
+
+def layer_flops(config, seq: int, ratio: int) -> int:
+    """One layer's share of the analytic count (attention, FFN, plugin) at `seq` tokens."""
+    flops = encoder_flops(config, seq, ratio=ratio)
+    per_model = flops["attention"] + flops["ffn"] + flops["plugin_merge"] + flops["plugin_restore"]
+    return per_model // config.layers
+
+
+def build(quantize: str, folder: Path) -> Path:
+    model, tokenizer, _ = load_model(SHIPPED_ADAPTER, SHIPPED_PLUGINS)
+    config = model.encoder.config
+    every_piece = pieces(model)
+    chosen = {f"layer_0_k{k}": every_piece[f"layer_0_k{k}"] for k in (1, *RATIOS)}
+    if quantize == "int8":
+        from edge_variator.data import load_benchmark
+
+        calibration = piece_inputs(model, tokenizer, [e.text for e in load_benchmark("mr").train[:32]])
+        programs = {name: quantized_piece(name, module, config.hidden, MAX_LENGTH, calibration["layer_0"])
+                    for name, module in chosen.items()}
+    else:
+        programs = {name: export_piece(name, module, config.hidden, MAX_LENGTH)
+                    for name, module in chosen.items()}
+    gemm = Gemm(config.hidden, config.intermediate).eval()
+    programs["gemm"] = export(gemm, (torch.randn(1, 32, config.hidden),),
+                              dynamic_shapes=({1: sequence_dim(MAX_LENGTH)},))
+    path = folder / f"bench_{quantize}.pte"
+    path.write_bytes(to_pte(programs))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[16, 64, 128, 256])
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+    config = load_model(SHIPPED_ADAPTER)[0].encoder.config
+    names = [*(f"layer_0_k{k}" for k in (1, *RATIOS)), "gemm"]
+    with tempfile.TemporaryDirectory() as scratch:
+        started = time.perf_counter()
+        methods = {}
+        for quantize in ("fp32", "int8"):
+            program = open_program(build("int8" if quantize == "int8" else "none", Path(scratch)))
+            methods[quantize] = {name: program.load_method(name) for name in names}
+        print(f"exported in {time.perf_counter() - started:.0f} s; batch 1, {args.repeats} interleaved "
+              "repeats, median (min-max) ms")
+        print(" tokens  method       fp32 ms              k/1   GFLOP/s  %roof   int8 ms    int8/fp32")
+        for length in args.lengths:
+            hidden = torch.randn(1, length, config.hidden)
+            mask = torch.ones(1, length, dtype=torch.long)
+            times = {(q, n): [] for q in methods for n in names}
+            for repeat in range(args.repeats + 3):
+                for quantize in methods:
+                    for name in names:
+                        inputs = [hidden] if name == "gemm" else [hidden, mask]
+                        began = time.perf_counter()
+                        methods[quantize][name].execute(inputs)
+                        if repeat >= 3:  # warm-up
+                            times[(quantize, name)].append(1000 * (time.perf_counter() - began))
+            median = {key: statistics.median(value) for key, value in times.items()}
+            gemm_flops = linear_flops(length, config.hidden, config.intermediate)
+            gemm_rate = gemm_flops / median[("fp32", "gemm")] / 1e6
+            for name in names:
+                fp32 = times[("fp32", name)]
+                if name == "gemm":
+                    flops, relative = gemm_flops, "-"
+                else:
+                    ratio = int(name.rsplit("_k", 1)[1])
+                    flops = layer_flops(config, length, ratio)
+                    relative = f"{median[('fp32', name)] / median[('fp32', 'layer_0_k1')]:.3f}"
+                rate = flops / median[("fp32", name)] / 1e6
+                print(f"{length:7}  {name:11} {median[('fp32', name)]:7.3f} "
+                      f"({min(fp32):6.3f}-{max(fp32):6.3f})"
+                      f"  {relative:>6}  {rate:7.1f}  {100 * rate / gemm_rate:5.0f}%  "
+                      f"{median[('int8', name)]:7.3f}  "
+                      f"{median[('int8', name)] / median[('fp32', name)]:9.3f}")
+
+
+if __name__ == "__main__":
+    main()
