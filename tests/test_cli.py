@@ -129,3 +129,17 @@ def test_slender_train_refuses_a_folder_that_is_no_checkpoint(tmp_path):
     common = reviews_task(tmp_path)
     with pytest.raises(SystemExit, match="no task.json"):
         main(["slender", "train", str(tmp_path), *common, "--out", str(tmp_path / "x")])
+
+
+def test_export_a_finetuned_checkpoint_to_a_bundle(tiny_bert_dir, tmp_path, capsys):
+    from edge_variator.export.bundle import load_manifest
+
+    common = reviews_task(tmp_path)
+    finetune_tiny(tiny_bert_dir, common, tmp_path / "ft")
+    main(["export", str(tmp_path / "ft"), "--out", str(tmp_path / "bundle"), "--max-length", "32"])
+    assert "model.pte" in capsys.readouterr().out
+    manifest = load_manifest(tmp_path / "bundle")
+    assert sorted(manifest["methods"]) == ["embed", "exit_1", "layer_0_k1", "layer_1_k1"]
+    assert manifest["model"]["labels"] == ["neg", "pos"] and manifest["model"]["max_length"] == 32
+    with pytest.raises(SystemExit, match="no plugins attached|not one of"):
+        main(["export", str(tmp_path / "ft"), "--out", str(tmp_path / "b2"), "--ratios", "2"])

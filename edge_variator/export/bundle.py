@@ -61,6 +61,9 @@ def load_model(checkpoint: str | Path, plugins: str | Path | None = None,
     sha = checkpoint_sha256(checkpoint)
     found = sorted(int(p.name[1:]) for p in Path(plugins).glob("k*")) if plugins else []
     for ratio in found if ratios is None else ratios:
+        if ratio != 1 and not plugins:
+            raise ValueError(f"ratio {ratio} has no plugins attached: name the folder of its plugin sets "
+                             "(--plugins, with k2/ k4/ k8/ inside)")
         if ratio != 1:
             attach(model.encoder, PluginSet.load(Path(plugins) / f"k{ratio}"), sha)
     source = {"id": checkpoint.name, "sha256": sha,
