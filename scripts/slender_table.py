@@ -43,8 +43,8 @@ DROPS = (0.01, 0.02)
 # task -> (teacher, assistant epochs, slender prediction epochs, max_length)
 SETTINGS = {
     "mr": (SHIPPED_ADAPTER, 2, 3, 128),
-    "trec6": (Path("runs/teachers/trec6-lora"), 3, 4, 128),
-    "sms_spam": (Path("runs/teachers/sms_spam-lora"), 2, 3, 128),
+    "trec6": (Path("runs/teachers/trec6-lora"), 2, 3, 128),
+    "sms_spam": (Path("runs/teachers/sms_spam-lora"), 1, 2, 128),
 }
 # name -> (heads of 12, FFN neurons of 1536, word-embedding rank of 384)
 SIZES = {"half": (6, 768, 128), "quarter": (3, 384, 64)}
