@@ -46,6 +46,8 @@ def train(task: str) -> None:
     teacher, epochs, max_length, max_train = SETTINGS[task]
     data = load_benchmark(task)
     for ratio in RATIOS:
+        if (RUNS / task / f"k{ratio}" / "metrics.json").is_file():  # finished on an earlier run
+            continue
         config = PluginTrainConfig(epochs=epochs, max_length=max_length, max_train=max_train)
         train_plugins(teacher, data, RUNS / task / f"k{ratio}", ratio, config)
 
