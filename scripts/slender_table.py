@@ -22,10 +22,12 @@ import statistics
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 
 from edge_variator.cli import SHIPPED_ADAPTER, SHIPPED_SLENDER, calibrate_checkpoint
 from edge_variator.cost import average_flops, parameter_count
 from edge_variator.data import load_benchmark
+from edge_variator.exits import load_multi_exit, save_multi_exit
 from edge_variator.plugins import RATIOS
 from edge_variator.task import load_task
 from edge_variator.train import (
@@ -65,10 +67,22 @@ def train(task: str) -> None:
             train_slender(assistant, data, RUNS / task / name, config)
     if task in COMBINED:
         base = RUNS / task / COMBINED[task]
+        to_fp16(base)  # the weights that ship; plugins are bound to exactly these
         for ratio in RATIOS:
             if not (base / "plugins" / f"k{ratio}" / "metrics.json").is_file():
                 config = PluginTrainConfig(epochs=1, max_length=max_length)
                 train_plugins(base, data, base / "plugins" / f"k{ratio}", ratio, config)
+
+
+def to_fp16(checkpoint: Path) -> None:
+    """Re-save a multi-exit checkpoint with fp16 weights (half the file), once."""
+    with safe_open(checkpoint / "model.safetensors", "pt") as weights:
+        if weights.get_tensor(next(iter(weights.keys()))).dtype == torch.float16:
+            return
+    model, tokenizer, info = load_multi_exit(checkpoint)
+    metrics = json.loads((checkpoint / "metrics.json").read_text())
+    save_multi_exit(model, tokenizer, info, checkpoint, dtype=torch.float16,
+                    extra_files={"metrics.json": metrics})
 
 
 def measure(task: str) -> dict:
@@ -129,7 +143,7 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--report", action="store_true", help="only print the table of finished runs")
     parser.add_argument("--ship", action="store_true",
-                        help=f"copy the mr quarter model (fp16) into {SHIPPED_SLENDER}, the demo's default")
+                        help=f"copy the mr quarter model (fp16, with plugins) into {SHIPPED_SLENDER}")
     args = parser.parse_args()
     torch.manual_seed(0)
     if not args.report:
@@ -137,14 +151,9 @@ def main() -> None:
             train(task)
             measure(task)
             print(table([task]), flush=True)
-    if args.ship:
-        from edge_variator.exits import load_multi_exit, save_multi_exit
-
-        model, tokenizer, info = load_multi_exit(RUNS / "mr" / "quarter")
+    if args.ship:  # the fp16 quarter model, its calibrated thresholds and its plugins, as measured
         shutil.rmtree(SHIPPED_SLENDER, ignore_errors=True)
-        save_multi_exit(model, tokenizer, info, SHIPPED_SLENDER, dtype=torch.float16,
-                        extra_files={"metrics.json": json.loads((RUNS / "mr" / "quarter" / "metrics.json")
-                                                                .read_text())})
+        shutil.copytree(RUNS / "mr" / COMBINED["mr"], SHIPPED_SLENDER)
     print(table(args.tasks))
 
 
