@@ -184,7 +184,7 @@ def cmd_slender_train(args: argparse.Namespace) -> None:
     task = load_task_data(args)
     loop = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
             "max_length": args.max_length, "seed": args.seed, "max_train": args.max_train,
-            "temperature": args.temperature, "soft_weight": args.soft_weight}
+            "temperature": args.temperature, "soft_weight": args.soft_weight, "exit_lr": args.exit_lr}
     source = resolve_base(args.checkpoint)
     if is_multi_exit(source):  # an assistant: slenderize it
         config = SlenderConfig(**loop, heads=args.heads, neurons=args.neurons,
@@ -397,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     slender_train.add_argument("--max-train", type=int)
     slender_train.add_argument("--temperature", type=float, default=2.0)
     slender_train.add_argument("--soft-weight", type=float, default=0.5)
+    slender_train.add_argument("--exit-lr", type=float, default=1e-3, help="learning rate of the exit heads")
     slender_train.set_defaults(run=cmd_slender_train)
     slender_eval = slender_commands.add_parser("eval", help="per-exit accuracy and early exit")
     slender_eval.add_argument("checkpoint")

@@ -124,6 +124,8 @@ def train_loop(
     end_of_epoch: Callable[[int, list[float]], None],
     progress: bool = True,
     train_mode: bool = True,
+    fast_parameters: list[torch.nn.Parameter] | None = None,
+    fast_lr: float | None = None,
 ) -> None:
     """AdamW with linear warmup and decay over length-bucketed batches of `train`.
 
@@ -142,7 +144,11 @@ def train_loop(
     total_steps = steps_per_epoch * config.epochs
     warmup = max(1, int(config.warmup_fraction * total_steps))
     parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=config.weight_decay)
+    faster = {id(p) for p in (fast_parameters or [])}
+    groups = [{"params": [p for p in parameters if id(p) not in faster], "lr": lr}]
+    if faster:  # freshly initialised heads learn at their own, higher rate
+        groups.append({"params": [p for p in parameters if id(p) in faster], "lr": fast_lr})
+    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min((step + 1) / warmup,
                                     max(0.0, (total_steps - step) / max(1, total_steps - warmup))))
@@ -369,6 +375,7 @@ def train_plugins(checkpoint: str | Path, data: TaskData, out_dir: str | Path, r
 class ExitTrainConfig(LoopConfig):
     temperature: float = 2.0  # soft cross-entropy against the teacher's (or assistant's) logits
     soft_weight: float = 0.5  # the rest of the loss is hard-label cross-entropy
+    exit_lr: float = 1e-3  # the exit heads: fresh linear layers that the encoder's 5e-5 barely moves
 
 
 @dataclass
@@ -440,7 +447,8 @@ def _train_exits_stage(model: MultiExitModel, tokenizer: Tokenizer, data: TaskDa
         if all(history[-1]["dev_mean_accuracy"] > h["dev_mean_accuracy"] for h in history[:-1]):
             save_multi_exit(model, tokenizer, info, out_dir)
 
-    train_loop(model, train, tokenizer, config, lr, batch_loss, end_of_epoch, progress)
+    train_loop(model, train, tokenizer, config, lr, batch_loss, end_of_epoch, progress,
+               fast_parameters=list(model.exits.parameters()), fast_lr=config.exit_lr)
     return history
 
 
