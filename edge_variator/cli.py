@@ -185,6 +185,7 @@ def cmd_slender_train(args: argparse.Namespace) -> None:
     loop = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
             "max_length": args.max_length, "seed": args.seed, "max_train": args.max_train,
             "temperature": args.temperature, "soft_weight": args.soft_weight, "exit_lr": args.exit_lr}
+    pooling = {"pooling": args.pooling}
     source = resolve_base(args.checkpoint)
     if is_multi_exit(source):  # an assistant: slenderize it
         config = SlenderConfig(**loop, heads=args.heads, neurons=args.neurons,
@@ -192,7 +193,7 @@ def cmd_slender_train(args: argparse.Namespace) -> None:
                                prune_steps=args.prune_steps, repr_epochs=args.repr_epochs)
         metrics = train_slender(source, task, args.out, config)
     else:  # a fine-tuned teacher: train the full-width multi-exit assistant
-        metrics = train_multi_exit(source, task, args.out, ExitTrainConfig(**loop))
+        metrics = train_multi_exit(source, task, args.out, ExitTrainConfig(**loop, **pooling))
     print(f"{metrics['parameters'] / 1e6:.2f} M parameters; test accuracy per exit: "
           + " ".join(f"{100 * a:.1f}" for a in metrics["test_exit_accuracy"]) + f" -> {args.out}")
 
@@ -398,6 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     slender_train.add_argument("--temperature", type=float, default=2.0)
     slender_train.add_argument("--soft-weight", type=float, default=0.5)
     slender_train.add_argument("--exit-lr", type=float, default=1e-3, help="learning rate of the exit heads")
+    slender_train.add_argument("--pooling", choices=["mean", "cls"], default="mean",
+                               help="what each exit reads (assistant only; slender models keep it)")
     slender_train.set_defaults(run=cmd_slender_train)
     slender_eval = slender_commands.add_parser("eval", help="per-exit accuracy and early exit")
     slender_eval.add_argument("checkpoint")

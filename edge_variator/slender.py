@@ -113,7 +113,7 @@ def factorize_embeddings(model: MultiExitModel, rank: int) -> MultiExitModel:
 
 
 def _rebuild(model: MultiExitModel, config: EncoderConfig, state: dict[str, torch.Tensor]) -> MultiExitModel:
-    smaller = MultiExitModel(Encoder(config), model.labels)
+    smaller = MultiExitModel(Encoder(config), model.labels, pooling=model.pooling)
     smaller.load_state_dict(state)
     return smaller.train(model.training)
 

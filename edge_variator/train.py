@@ -376,6 +376,7 @@ class ExitTrainConfig(LoopConfig):
     temperature: float = 2.0  # soft cross-entropy against the teacher's (or assistant's) logits
     soft_weight: float = 0.5  # the rest of the loss is hard-label cross-entropy
     exit_lr: float = 1e-3  # the exit heads: fresh linear layers that the encoder's 5e-5 barely moves
+    pooling: str = "mean"  # what an exit reads: "mean" of the tokens or "cls" (exits.py says why)
 
 
 @dataclass
@@ -464,10 +465,11 @@ def train_multi_exit(teacher: str | Path, data: TaskData, out_dir: str | Path, c
     tokenizer = Tokenizer(teacher_tokenizer.model_dir, config.max_length)
     train = subsample(data.train, config)
     targets = _teacher_logits(teacher_model, tokenizer, train)
-    model = MultiExitModel(teacher_model.encoder, data.labels)
+    model = MultiExitModel(teacher_model.encoder, data.labels, pooling=config.pooling)
     for parameter in model.parameters():
         parameter.requires_grad_(True)
-    exits_info = ExitsInfo(data.labels, config.max_length, distilled_from=str(teacher),
+    exits_info = ExitsInfo(data.labels, config.max_length, pooling=config.pooling,
+                           distilled_from=str(teacher),
                            distilled_from_sha256=checkpoint_sha256(teacher))
     started = time.perf_counter()
     history = _train_exits_stage(model, tokenizer, data, train, targets, config, Path(out_dir), exits_info,
@@ -551,7 +553,8 @@ def train_slender(assistant: str | Path, data: TaskData, out_dir: str | Path, co
 
     # 2. representation distillation: every hidden state (the width d is kept) towards the assistant's
     student.rescale_gradients = False
-    info = ExitsInfo(data.labels, config.max_length, distilled_from=str(assistant),
+    info = ExitsInfo(data.labels, config.max_length, pooling=assistant_info.pooling,
+                     distilled_from=str(assistant),
                      distilled_from_sha256=checkpoint_sha256(assistant))
 
     def inputs(batch: Batch) -> tuple[torch.Tensor, ...]:

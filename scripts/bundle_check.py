@@ -40,7 +40,7 @@ def chained_predictions(bundle: Path, tokenizer, texts: list[str], ratio: int) -
         hidden = methods["embed"].execute([batch.input_ids])[0]
         for name in manifest["ratios"][str(ratio)]:
             hidden = methods[name].execute([hidden, batch.attention_mask])[0]
-        predictions.append(int(methods[last_exit].execute([hidden])[0].argmax()))
+        predictions.append(int(methods[last_exit].execute([hidden, batch.attention_mask])[0].argmax()))
     return predictions
 
 

@@ -79,7 +79,7 @@ def test_chained_methods_equal_the_pytorch_model_on_real_text(bundle_dir, tokeni
         hidden = program.load_method("embed").execute([batch.input_ids])[0]
         for index in range(CONFIG.layers):
             hidden = program.load_method(f"layer_{index}_k{ratio}").execute([hidden, batch.attention_mask])[0]
-        logits = program.load_method(f"exit_{CONFIG.layers - 1}").execute([hidden])[0]
+        logits = program.load_method(f"exit_{CONFIG.layers - 1}").execute([hidden, batch.attention_mask])[0]
         with torch.no_grad():
             expected = model(batch.input_ids, batch.attention_mask)[-1]
         torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)

@@ -83,8 +83,9 @@ def method_signatures(model: TaskModel | MultiExitModel, methods: Sequence[str])
             mask = {"name": "attention_mask", "dtype": "int64", "shape": [1, "seq"]}
             signatures[name] = {"inputs": [hidden, mask], "outputs": [hidden]}
         else:
+            mask = {"name": "attention_mask", "dtype": "int64", "shape": [1, "seq"]}
             logits = {"name": "logits", "dtype": "float32", "shape": [1, len(model.labels)]}
-            signatures[name] = {"inputs": [hidden], "outputs": [logits]}
+            signatures[name] = {"inputs": [hidden, mask], "outputs": [logits]}
     return signatures
 
 

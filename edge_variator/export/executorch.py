@@ -44,7 +44,7 @@ def piece_inputs(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, texts:
             for index, layer in enumerate(encoder.layers):
                 calibration.setdefault(f"layer_{index}", []).append((hidden, batch.attention_mask))
                 hidden = layer(hidden, additive_mask(batch.attention_mask, hidden.dtype), 1)
-                calibration.setdefault(f"exit_{index}", []).append((hidden,))
+                calibration.setdefault(f"exit_{index}", []).append((hidden, batch.attention_mask))
     return calibration
 
 

@@ -1,7 +1,8 @@
 """The pieces a bundle is made of, as modules `torch.export` traces one by one.
 
 A phone runs `embed`, then `layer_{i}_k{k}` layer after layer at the ratio its policy chose, and
-`exit_{i}` after a layer to decide whether to stop. Every piece takes a sequence length that is a
+`exit_{i}` after a layer to decide whether to stop (layers and exits take the hidden states and the
+attention mask; embed takes the token ids). Every piece takes a sequence length that is a
 multiple of 8 between 16 and the maximum (the tokenizer pads to that), declared dynamic.
 """
 
@@ -47,7 +48,8 @@ class PooledClassifier(nn.Module):
         self.encoder_pooler = model.encoder.pooler
         self.classifier = model.classifier
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        # the mask is not needed by BERT's CLS pooler; every exit takes it so a runner calls all alike
         return self.classifier(torch.tanh(self.encoder_pooler(hidden[:, 0])))
 
 
@@ -80,7 +82,7 @@ def example_inputs(name: str, hidden: int, length: int = 32) -> tuple[torch.Tens
     if name == "embed":
         return (ids,)
     states = torch.randn(1, length, hidden)
-    return (states, torch.ones_like(ids)) if name.startswith("layer_") else (states,)
+    return states, torch.ones_like(ids)  # layers and exits: (hidden, attention_mask)
 
 
 def sequence_dim(max_length: int) -> Dim:
@@ -90,9 +92,7 @@ def sequence_dim(max_length: int) -> Dim:
 
 def dynamic_shapes(name: str, max_length: int) -> tuple[dict[int, Dim], ...]:
     seq = sequence_dim(max_length)
-    if name.startswith("layer_"):
-        return ({1: seq}, {1: seq})
-    return ({1: seq},)
+    return ({1: seq},) if name == "embed" else ({1: seq}, {1: seq})
 
 
 def export_piece(name: str, module: nn.Module, hidden: int, max_length: int) -> ExportedProgram:
