@@ -269,7 +269,8 @@ def plugin_distillation_loss(model: TaskModel | MultiExitModel, ratio: int, batc
     loss = config.mse_weight * mse
     if config.ce_weight and labels is not None:
         if isinstance(model, MultiExitModel):  # every exit must stay right under compression
-            logits = torch.stack([head(state) for head, state in zip(model.exits, student[1:], strict=True)])
+            logits = torch.stack([head(state, batch.attention_mask)
+                                  for head, state in zip(model.exits, student[1:], strict=True)])
             ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.repeat(len(logits)))
         else:
             ce = torch.nn.functional.cross_entropy(model.classifier(model.encoder.pool(student[-1])), labels)
