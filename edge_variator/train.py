@@ -458,12 +458,7 @@ def train_multi_exit(teacher: str | Path, data: TaskData, out_dir: str | Path, c
                      progress: bool = True) -> dict:
     """The multi-exit teacher assistant: the teacher's encoder, full width, an exit after every
     layer, every exit distilled from the teacher's logits plus the labels (all weights train)."""
-    random.seed(config.seed)
-    torch.manual_seed(config.seed)
-    teacher_model, teacher_tokenizer, info = load_task(teacher)
-    if info.labels != data.labels:
-        raise ValueError(f"{teacher} predicts {info.labels}, the data has {data.labels}")
-    tokenizer = Tokenizer(teacher_tokenizer.model_dir, config.max_length)
+    teacher_model, tokenizer = _seeded_source(teacher, data, config)
     train = subsample(data.train, config)
     targets = _teacher_logits(teacher_model, tokenizer, train)
     model = MultiExitModel(teacher_model.encoder, data.labels, pooling=config.pooling)
@@ -476,6 +471,18 @@ def train_multi_exit(teacher: str | Path, data: TaskData, out_dir: str | Path, c
     history = _train_exits_stage(model, tokenizer, data, train, targets, config, Path(out_dir), exits_info,
                                  config.lr or 5e-5, progress)
     return _write_exit_metrics(out_dir, data, config, train, history, started)
+
+
+def _seeded_source(path: str | Path, data: TaskData, config: LoopConfig
+                   ) -> tuple[TaskModel | MultiExitModel, Tokenizer]:
+    """Seed, then load the checkpoint a stage learns from (task or multi-exit), refusing one trained
+    for other labels; its tokenizer at the stage's max_length."""
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    model, tokenizer, info = (load_multi_exit if is_multi_exit(path) else load_task)(path)
+    if info.labels != data.labels:
+        raise ValueError(f"{path} predicts {info.labels}, the data has {data.labels}")
+    return model, Tokenizer(tokenizer.model_dir, config.max_length)
 
 
 def _teacher_logits(model: torch.nn.Module, tokenizer: Tokenizer, examples: list[Example]) -> torch.Tensor:
@@ -520,13 +527,10 @@ def train_slender(assistant: str | Path, data: TaskData, out_dir: str | Path, co
                   progress: bool = True) -> dict:
     """Slenderize the multi-exit assistant: iterative Taylor pruning of heads and FFN neurons (and
     SVD of the word embedding), then hidden-state distillation, then exit-by-exit prediction
-    distillation from the assistant. CPU-only (it reads gradients of the whole model)."""
-    random.seed(config.seed)
-    torch.manual_seed(config.seed)
-    teacher, assistant_tokenizer, assistant_info = load_multi_exit(assistant)
-    if assistant_info.labels != data.labels:
-        raise ValueError(f"{assistant} predicts {assistant_info.labels}, the data has {data.labels}")
-    tokenizer = Tokenizer(assistant_tokenizer.model_dir, config.max_length)
+    distillation from the assistant. Runs on the CPU (no device placement yet)."""
+    if not is_multi_exit(assistant):
+        raise ValueError(f"{assistant} is not a multi-exit assistant: train one with train_multi_exit first")
+    teacher, tokenizer = _seeded_source(assistant, data, config)
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
     train = subsample(data.train, config)
@@ -554,7 +558,7 @@ def train_slender(assistant: str | Path, data: TaskData, out_dir: str | Path, co
 
     # 2. representation distillation: every hidden state (the width d is kept) towards the assistant's
     student.rescale_gradients = False
-    info = ExitsInfo(data.labels, config.max_length, pooling=assistant_info.pooling,
+    info = ExitsInfo(data.labels, config.max_length, pooling=teacher.pooling,
                      distilled_from=str(assistant),
                      distilled_from_sha256=checkpoint_sha256(assistant))
 
