@@ -45,13 +45,15 @@ def padded_length(length: int) -> int:
 
 
 class Tokenizer:
-    def __init__(self, model_dir: str | Path, max_length: int = 128):
+    def __init__(self, model_dir: str | Path, max_length: int = 128, max_positions: int | None = None):
         if max_length % PAD_MULTIPLE or max_length < MIN_LENGTH:
             raise ValueError(
                 f"max_length={max_length} must be a multiple of {PAD_MULTIPLE} and >= {MIN_LENGTH}"
             )
         hf_config = Path(model_dir) / "config.json"
-        if hf_config.is_file():
+        if max_positions is not None:  # a bundle's tokenizer folder: its manifest says
+            positions = max_positions
+        elif hf_config.is_file():
             positions = json.loads(hf_config.read_text())["max_position_embeddings"]
         else:  # a width-pruned checkpoint describes its encoder in our own encoder.json
             positions = json.loads((Path(model_dir) / "encoder.json").read_text())["max_positions"]

@@ -11,7 +11,9 @@ import torch
 from transformers import BertConfig, BertModel
 
 from edge_variator.data import Example, TaskData
-from edge_variator.encoder import default_model_dir
+from edge_variator.encoder import Encoder, EncoderConfig, default_model_dir
+from edge_variator.exits import MultiExitModel
+from edge_variator.plugins import PluginSet, attach
 
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
@@ -57,3 +59,24 @@ def toy_teacher(tiny_bert_dir, tmp_path_factory) -> Path:
     config = FinetuneConfig(method="full", epochs=3, batch_size=16, lr=3e-3, max_length=32)
     finetune(toy_data(train=256), out, config, model_dir=tiny_bert_dir, progress=False)
     return out
+
+
+TINY_CONFIG = EncoderConfig(vocab_size=30522, hidden=32, layers=2, heads=4, intermediate=64, max_positions=64)
+SHA = "ab" * 32  # the backbone hash tiny plugin sets are bound to
+
+
+def tiny_model(ratios=(2,)) -> MultiExitModel:
+    """A random 2-layer multi-exit model with plugins strong enough to change its outputs."""
+    torch.manual_seed(0)
+    model = MultiExitModel(Encoder(TINY_CONFIG), ["no", "yes"]).eval()
+    for ratio in ratios:
+        plugin_set = PluginSet.for_backbone(model.encoder, SHA, ratio, bottleneck=8)
+        for parameter in plugin_set.parameters():  # not the near-silent init: make the plugins matter
+            torch.nn.init.normal_(parameter, std=0.2)
+        attach(model.encoder, plugin_set, SHA)
+    return model
+
+
+def tiny_source(thresholds=None) -> dict:
+    """What load_model would say about where tiny_model came from."""
+    return {"id": "tiny", "sha256": SHA, "criterion": "entropy", "thresholds": thresholds or {"drop_1": 0.4}}

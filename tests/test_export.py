@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 import torch
+from conftest import SHA, TINY_CONFIG, tiny_model, tiny_source
 
-from edge_variator.encoder import Encoder, EncoderConfig, additive_mask, default_model_dir
-from edge_variator.exits import MultiExitModel
+from edge_variator.encoder import additive_mask, default_model_dir
 from edge_variator.export import bundle as bundles
 from edge_variator.export.bundle import (
     BackboneMismatchError,
@@ -23,27 +23,10 @@ from edge_variator.export.bundle import (
     write_bundle,
 )
 from edge_variator.export.coreml import describe, weight_bytes
-from edge_variator.plugins import PluginSet, attach, set_ratio
+from edge_variator.plugins import set_ratio
 from edge_variator.tokenizer import Tokenizer
 
-CONFIG = EncoderConfig(vocab_size=30522, hidden=32, layers=2, heads=4, intermediate=64, max_positions=64)
-SHA = "ab" * 32
 TEXTS = ["a short text", "a somewhat longer text that needs more than sixteen tokens to be written down"]
-
-
-def tiny_model(ratios=(2,)) -> MultiExitModel:
-    torch.manual_seed(0)
-    model = MultiExitModel(Encoder(CONFIG), ["no", "yes"]).eval()
-    for ratio in ratios:
-        plugin_set = PluginSet.for_backbone(model.encoder, SHA, ratio, bottleneck=8)
-        for parameter in plugin_set.parameters():  # not the near-silent init: make the plugins matter
-            torch.nn.init.normal_(parameter, std=0.2)
-        attach(model.encoder, plugin_set, SHA)
-    return model
-
-
-def source(thresholds=None):
-    return {"id": "tiny", "sha256": SHA, "criterion": "entropy", "thresholds": thresholds or {"drop_1": 0.4}}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +37,8 @@ def tokenizer():
 @pytest.fixture(scope="module")
 def bundle_dir(tokenizer, tmp_path_factory):
     out = tmp_path_factory.mktemp("bundles") / "tiny"
-    write_bundle(tiny_model(), tokenizer, source(), out, formats=("executorch", "coreml"), progress=False)
+    write_bundle(tiny_model(), tokenizer, tiny_source(), out, formats=("executorch", "coreml"),
+                 progress=False)
     return out
 
 
@@ -77,9 +61,10 @@ def test_chained_methods_equal_the_pytorch_model_on_real_text(bundle_dir, tokeni
     for text in TEXTS:
         batch = tokenizer([text])
         hidden = program.load_method("embed").execute([batch.input_ids])[0]
-        for index in range(CONFIG.layers):
+        for index in range(TINY_CONFIG.layers):
             hidden = program.load_method(f"layer_{index}_k{ratio}").execute([hidden, batch.attention_mask])[0]
-        logits = program.load_method(f"exit_{CONFIG.layers - 1}").execute([hidden, batch.attention_mask])[0]
+        last_exit = program.load_method(f"exit_{TINY_CONFIG.layers - 1}")
+        logits = last_exit.execute([hidden, batch.attention_mask])[0]
         with torch.no_grad():
             expected = model(batch.input_ids, batch.attention_mask)[-1]
         torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
@@ -103,14 +88,14 @@ def test_coreml_package_has_one_function_per_method_fp16_and_a_length_range(bund
 
 
 def test_same_inputs_give_a_byte_identical_pte(bundle_dir, tokenizer, tmp_path):
-    write_bundle(tiny_model(), tokenizer, source(), tmp_path / "again", progress=False)
+    write_bundle(tiny_model(), tokenizer, tiny_source(), tmp_path / "again", progress=False)
     assert (tmp_path / "again" / "model.pte").read_bytes() == (bundle_dir / "model.pte").read_bytes()
 
 
 def test_extra_ratios_cost_only_their_plugins(bundle_dir, tokenizer, tmp_path):
     """The k = 1 and k = 2 methods share each layer's weights: the .pte grows by about the plugins."""
     plain = tiny_model(ratios=())
-    write_bundle(plain, tokenizer, source(), tmp_path / "k1", progress=False)
+    write_bundle(plain, tokenizer, tiny_source(), tmp_path / "k1", progress=False)
     plugin_bytes = 4 * sum(p.numel() for name, p in tiny_model().named_parameters() if ".plugins." in name)
     with_ratios = (bundle_dir / "model.pte").stat().st_size
     assert with_ratios <= 1.10 * ((tmp_path / "k1" / "model.pte").stat().st_size + plugin_bytes)
@@ -118,7 +103,7 @@ def test_extra_ratios_cost_only_their_plugins(bundle_dir, tokenizer, tmp_path):
 
 def test_int8_bundle_runs_close_to_fp32(tokenizer, tmp_path):
     model = tiny_model()
-    manifest = write_bundle(model, tokenizer, source(), tmp_path / "int8", quantize="int8",
+    manifest = write_bundle(model, tokenizer, tiny_source(), tmp_path / "int8", quantize="int8",
                             calibration_texts=TEXTS * 4, progress=False)
     assert manifest["files"]["executorch"]["quantize"] == "int8"
     program = open_program(tmp_path / "int8" / "model.pte")
@@ -181,7 +166,7 @@ def test_an_interrupted_export_leaves_the_previous_bundle(bundle_dir, tokenizer,
 
     monkeypatch.setattr("edge_variator.export.executorch.to_pte", crash)
     with pytest.raises(KeyboardInterrupt):
-        write_bundle(tiny_model(), tokenizer, source(), target, progress=False)
+        write_bundle(tiny_model(), tokenizer, tiny_source(), target, progress=False)
     assert {p.name: p.stat().st_size for p in target.iterdir()} == before
     assert not [p for p in tmp_path.iterdir() if p.name != "bundle"]  # no half bundle left beside it
     assert bundles.load_manifest(target)["backbone"]["id"] == "tiny"

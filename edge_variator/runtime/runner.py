@@ -1,0 +1,140 @@
+"""Run a bundle the way a phone does: tokenize, `embed`, then layer by layer at the policy's ratio,
+asking the exit after each layer and stopping at the first confident one.
+
+`BundleRunner` calls the methods of `model.pte` through `executorch.runtime`; `TorchRunner` walks
+the PyTorch pieces the bundle was exported from with the same loop, the reference it must agree
+with. Per-step wall times come from the host clock (the PyPI ExecuTorch has no event tracer).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from edge_variator.exits import MultiExitModel, uncertainty
+from edge_variator.export.bundle import load_manifest, open_program
+from edge_variator.export.pieces import exit_layers, pieces
+from edge_variator.plugins import available_ratios
+from edge_variator.runtime.policy import Decision, DeviceState, Policy
+from edge_variator.task import TaskModel
+from edge_variator.tokenizer import TextError, Tokenizer
+
+
+@dataclass
+class RunResult:
+    label: str
+    label_index: int
+    probabilities: list[float]
+    exit_layer: int  # 1-based: how many layers ran
+    layers: int  # how many the model has
+    ratio: int
+    threshold: float | None
+    uncertainty: float
+    truncated: bool  # the text was longer than the maximum and lost its tail
+    tokens: int  # the padded length it ran at
+    step_ms: dict[str, float] = field(default_factory=dict)  # method -> wall time, in call order
+
+    @property
+    def total_ms(self) -> float:
+        return sum(self.step_ms.values())
+
+
+def as_text(text: str | bytes) -> str:
+    """Text from an app may come as bytes: decode it as UTF-8 or say why not."""
+    if isinstance(text, bytes):
+        try:
+            return text.decode("utf-8")
+        except UnicodeDecodeError as error:
+            bad = text[error.start:error.start + 4]
+            raise TextError(f"the text is not valid UTF-8 (at byte {error.start}: {bad!r})") from None
+    return text
+
+
+class Runner:
+    """The early-exit loop over named methods; subclasses say how a method is called."""
+
+    def __init__(self, manifest: Mapping, tokenizer: Tokenizer, policy: Policy | None = None):
+        self.manifest, self.tokenizer = manifest, tokenizer
+        self.policy = policy or Policy.from_manifest(manifest)
+        self.labels = manifest["model"]["labels"]
+        self.exits_after = set(manifest["exits"]["after_layers"])
+        self.criterion = manifest["exits"]["criterion"]
+
+    def method(self, name: str) -> Callable[[list[torch.Tensor]], torch.Tensor]:
+        raise NotImplementedError
+
+    def run(self, text: str | bytes, state: DeviceState | None = None,
+            decision: Decision | None = None) -> RunResult:
+        """Classify one text under the policy's decision for `state` (or a decision given outright)."""
+        if decision is None:
+            decision = self.policy.decide(state if state is not None else DeviceState(battery=1.0))
+        threshold = -1.0 if decision.threshold is None else decision.threshold  # None: never exit early
+        batch = self.tokenizer([as_text(text)])
+        ids, mask = batch.input_ids, batch.attention_mask
+        steps: dict[str, float] = {}
+
+        def call(name: str, inputs: list[torch.Tensor]) -> torch.Tensor:
+            began = time.perf_counter()
+            output = self.method(name)(inputs)
+            steps[name] = 1000 * (time.perf_counter() - began)
+            return output
+
+        hidden = call("embed", [ids])
+        layer_methods = self.manifest["ratios"][str(decision.ratio)]
+        for index, name in enumerate(layer_methods):
+            hidden = call(name, [hidden, mask])
+            if index not in self.exits_after:
+                continue
+            logits = call(f"exit_{index}", [hidden, mask])[0]
+            score = uncertainty(logits, self.criterion).item()
+            if score < threshold or index == len(layer_methods) - 1:
+                label = int(logits.argmax())
+                return RunResult(self.labels[label], label, torch.softmax(logits.float(), -1).tolist(),
+                                 index + 1, len(layer_methods), decision.ratio, decision.threshold, score,
+                                 batch.truncated[0], ids.shape[1], steps)
+        raise AssertionError("unreachable: the bundle always has an exit after its last layer")
+
+
+class BundleRunner(Runner):
+    """A bundle's model.pte in the ExecuTorch runtime; methods load on first use."""
+
+    def __init__(self, bundle_dir: str | Path, policy: Policy | None = None):
+        bundle_dir = Path(bundle_dir)
+        manifest = load_manifest(bundle_dir)
+        tokenizer = Tokenizer(bundle_dir / "tokenizer", manifest["model"]["max_length"],
+                              max_positions=manifest["model"]["max_length"])
+        super().__init__(manifest, tokenizer, policy)
+        self.bundle_dir = bundle_dir
+        self.program = open_program(bundle_dir / manifest["files"]["executorch"]["path"])
+        self.loaded: dict[str, object] = {}
+
+    def method(self, name: str) -> Callable[[list[torch.Tensor]], torch.Tensor]:
+        if name not in self.loaded:
+            self.loaded[name] = self.program.load_method(name)
+        executable = self.loaded[name]
+        return lambda inputs: executable.execute(inputs)[0]
+
+
+class TorchRunner(Runner):
+    """The same loop over the PyTorch pieces (the reference a bundle's runner must agree with)."""
+
+    def __init__(self, model: TaskModel | MultiExitModel, tokenizer: Tokenizer, manifest: Mapping,
+                 policy: Policy | None = None):
+        if (exit_layers(model) != manifest["exits"]["after_layers"]
+                or available_ratios(model.encoder) != sorted(int(k) for k in manifest["ratios"])):
+            raise ValueError("this model's exits or ratios differ from the bundle manifest's")
+        super().__init__(manifest, tokenizer, policy)
+        self.modules = pieces(model.eval())
+
+    def method(self, name: str) -> Callable[[list[torch.Tensor]], torch.Tensor]:
+        module = self.modules[name]
+
+        def forward(inputs: list[torch.Tensor]) -> torch.Tensor:
+            with torch.no_grad():
+                return module(*inputs)
+
+        return forward

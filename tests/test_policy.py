@@ -1,0 +1,121 @@
+import json
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge_variator.runtime.policy import (
+    THERMAL_STATES,
+    DeviceState,
+    DeviceStateError,
+    Policy,
+    PolicyError,
+    check_policy,
+    default_policy,
+    thermal_from_android,
+)
+
+VECTORS = json.loads((Path(__file__).parent / "vectors" / "policy.json").read_text())
+
+
+def number(value):
+    return float(value) if isinstance(value, str) else value  # "NaN" / "Infinity": JSON has no such numbers
+
+
+def state(fields: dict) -> DeviceState:
+    return DeviceState(battery=number(fields["battery"]), charging=fields["charging"],
+                       low_power=fields["low_power"], thermal=fields["thermal"],
+                       budget_ms=number(fields.get("budget_ms")))
+
+
+def test_the_vectors_cover_at_least_fifty_steps_with_hysteresis_sequences():
+    assert sum(len(case["steps"]) for case in VECTORS["cases"]) >= 50
+    assert sum(len(case["steps"]) > 2 for case in VECTORS["cases"]) >= 5
+
+
+@pytest.mark.parametrize("case", VECTORS["cases"], ids=lambda case: case["name"])
+def test_shared_vector(case):
+    policy = Policy(VECTORS["tables"][case["table"]], VECTORS["ratios"], VECTORS["thresholds"])
+    for step in case["steps"]:
+        expect = step["expect"]
+        if "error" in expect:
+            with pytest.raises(DeviceStateError):
+                policy.decide(state(step["state"]))
+            continue
+        decision = policy.decide(state(step["state"]))
+        got = {"ratio": decision.ratio, "rule": decision.rule, "threshold_name": decision.threshold_name,
+               "threshold": decision.threshold}
+        assert got == expect, step["state"]
+
+
+@pytest.mark.parametrize("row", VECTORS["android_thermal"], ids=lambda row: str(row["status"]))
+def test_android_thermal_mapping(row):
+    if "error" in row:
+        with pytest.raises(DeviceStateError, match="0..6"):
+            thermal_from_android(row["status"])
+    else:
+        assert thermal_from_android(row["status"]) == row["thermal"]
+
+
+@pytest.mark.parametrize("bad", VECTORS["bad_tables"], ids=lambda bad: bad["name"])
+def test_bad_tables_are_refused(bad):
+    with pytest.raises(PolicyError):
+        check_policy(bad["table"], bad["ratios"], VECTORS["thresholds"])
+
+
+def test_default_policy_is_the_vectors_full_table():
+    spec = VECTORS["default_policy_of"]
+    assert default_policy(spec["ratios"], spec["thresholds"]) == VECTORS["tables"][spec["table"]]
+
+
+def test_default_policy_only_uses_ratios_the_bundle_has():
+    table = default_policy([1, 4], {})
+    assert {rule["ratio"] for rule in table["rules"]} == {1, 4}
+    assert all(rule["threshold"] is None for rule in table["rules"])
+    check_policy(table, [1, 4], {})
+
+
+def test_policy_from_a_manifest_without_a_table_uses_the_default():
+    manifest = {"ratios": {"1": [], "2": []}, "exits": {"thresholds": {"drop_1": 0.5}}, "policy": None}
+    policy = Policy.from_manifest(manifest)
+    assert policy.decide(DeviceState(battery=0.1)).ratio == 2
+    assert policy.decide(DeviceState(battery=1.0, thermal="critical")).threshold == 0.5
+
+
+def test_bad_device_states_name_the_problem():
+    with pytest.raises(DeviceStateError, match="battery"):
+        DeviceState(battery=math.nan)
+    with pytest.raises(DeviceStateError, match="percentage"):
+        DeviceState(battery=80)
+    with pytest.raises(DeviceStateError, match="thermal"):
+        DeviceState(battery=0.5, thermal="warm")
+    with pytest.raises(DeviceStateError, match="charging"):
+        DeviceState(battery=0.5, charging="yes")
+    with pytest.raises(DeviceStateError, match="battery"):
+        DeviceState(battery=None)
+
+
+ratio_sets = st.sets(st.sampled_from([2, 4, 8])).map(lambda extra: sorted({1, *extra}))
+threshold_sets = st.dictionaries(st.sampled_from(["drop_0.5", "drop_1", "drop_2"]),
+                                 st.floats(0.01, 2.0), max_size=3)
+states = st.builds(DeviceState, battery=st.floats(0.0, 1.0), charging=st.booleans(), low_power=st.booleans(),
+                   thermal=st.sampled_from(THERMAL_STATES),
+                   budget_ms=st.none() | st.floats(0.1, 200.0))
+latencies = st.lists(st.floats(1.0, 100.0), min_size=4, max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ratio_sets, threshold_sets, st.lists(states, min_size=1, max_size=20), latencies, st.booleans())
+def test_fuzzed_policy_never_returns_a_ratio_the_bundle_lacks(ratios, thresholds, sequence, latency,
+                                                               profiled):
+    table = default_policy(ratios, thresholds)
+    if profiled:  # a profile of a bigger bundle: ratios this one lacks must still never come out
+        table["latency_ms"] = {str(k): ms for k, ms in zip((1, 2, 4, 8), sorted(latency, reverse=True),
+                                                           strict=True)}
+    policy = Policy(table, ratios, thresholds)
+    for device in sequence:
+        decision = policy.decide(device)
+        assert decision.ratio in ratios
+        assert decision.threshold is None or decision.threshold in thresholds.values()
