@@ -312,6 +312,130 @@ def cmd_export(args: argparse.Namespace) -> None:
             print(f"  {files[kind]['path']}: {files[kind]['bytes'] / 1e6:.1f} MB ({files[kind]['quantize']})")
 
 
+def device_state(args: argparse.Namespace):
+    from edge_variator.runtime.policy import DeviceState, thermal_from_android
+
+    thermal = thermal_from_android(args.android_thermal) if args.android_thermal is not None else args.thermal
+    return DeviceState(battery=args.battery, charging=args.charging, low_power=args.low_power,
+                       thermal=thermal, budget_ms=args.budget_ms)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from edge_variator.runtime.runner import BundleRunner
+
+    runner = BundleRunner(args.bundle)
+    state = device_state(args)
+    decision = runner.policy.decide(state)
+    result = runner.run(args.text, decision=decision)
+    threshold = "none (every layer)" if decision.threshold is None else (
+        f"{decision.threshold_name} = {decision.threshold:.4f}")
+    print(f"device: battery {state.battery:.0%}{' charging' if state.charging else ''}"
+          f"{' low-power' if state.low_power else ''}, thermal {state.thermal}"
+          f"{f', budget {state.budget_ms:g} ms' if state.budget_ms else ''}")
+    print(f"policy: rule {decision.rule!r} -> ratio k = {decision.ratio}, exit threshold {threshold}"
+          f"{' (raised by the latency budget)' if decision.budget_applied else ''}")
+    probabilities = ", ".join(f"{label} {p:.3f}" for label, p in zip(runner.labels, result.probabilities,
+                                                                     strict=True))
+    print(f"result: {result.label} ({probabilities}), "
+          f"exit after layer {result.exit_layer} of {result.layers}, "
+          f"{result.tokens} tokens{' (truncated)' if result.truncated else ''}, {result.total_ms:.1f} ms")
+    if args.steps:
+        for name, ms in result.step_ms.items():
+            print(f"  {name:12} {ms:7.2f} ms")
+
+
+def print_profile(profile: dict, manifest: dict) -> None:
+    from edge_variator.profile import depth_latency, profiled_lengths
+
+    lengths = profiled_lengths(profile)
+    print(f"{profile['device']}, {profile.get('runtime', '')}: median (p90) ms per method")
+    print("method        " + "".join(f"{n:>19}" for n in lengths))
+    for name, rows in profile["methods"].items():
+        cells = "".join(f"{rows[str(n)]['median_ms']:9.3f} ({rows[str(n)]['p90_ms']:7.3f})" for n in lengths)
+        print(f"{name:14}{cells}")
+    print("every layer (embed + layers + exits asked on the way), median ms:")
+    for k in sorted(manifest["ratios"], key=int):
+        cells = "".join(f"{depth_latency(profile, manifest, int(k), n)[-1]:19.2f}" for n in lengths)
+        print(f"k = {k:<10}{cells}")
+
+
+def print_pareto(rows: list[dict], name: str) -> None:
+    baseline = next(r for r in rows if r["ratio"] == 1 and r["threshold"] is None)
+    print(f"{name}: ratio x exit threshold through the runner (baseline: k = 1, every layer)")
+    print(" k  threshold        accuracy   mean ms  vs base  mean exit layer")
+    for row in rows:
+        threshold = "none" if row["threshold"] is None else f"{row['threshold_name']} {row['threshold']:.3f}"
+        print(f"{row['ratio']:2}  {threshold:15} {100 * row['accuracy']:8.2f}% {row['mean_ms']:9.2f} "
+              f"{row['mean_ms'] / baseline['mean_ms']:8.3f} {row['mean_exit_layer']:10.2f}")
+
+
+def cmd_profile(args: argparse.Namespace) -> None:
+    from edge_variator.export.bundle import load_manifest
+    from edge_variator.profile import (
+        load_profile,
+        measure,
+        pareto_rows,
+        plot_depth,
+        plot_pareto,
+        profiled_lengths,
+        store_in_bundle,
+    )
+    from edge_variator.runtime.runner import BundleRunner
+
+    manifest = load_manifest(args.bundle)
+    if args.import_profile:
+        profile = load_profile(args.import_profile, manifest)
+    else:
+        profile = measure(args.bundle, args.lengths, args.repeats, args.warmup)
+    print_profile(profile, manifest)
+    if args.out:
+        from edge_variator.files import write_json
+
+        write_json(args.out, profile)
+        print(f"profile: {args.out}")
+    if not args.no_store:
+        manifest = store_in_bundle(args.bundle, profile, manifest["policy"])
+        print(f"stored in {Path(args.bundle) / 'manifest.json'}")
+    plots = Path(args.plots or Path("runs") / "profile" / Path(args.bundle).resolve().name)
+    length = max(profiled_lengths(profile))
+    print(f"plot: {plot_depth(profile, manifest, length, plots / 'latency_vs_depth.png')}")
+    if args.pareto_task:
+        task = datasets.load_benchmark(args.pareto_task)
+        rows_ = getattr(task, args.pareto_split)[:args.pareto_limit or None]
+        rows = pareto_rows(BundleRunner(args.bundle), [e.text for e in rows_], [e.label for e in rows_])
+        print_pareto(rows, f"{task.name} {args.pareto_split} ({len(rows_):,} texts)")
+        title = f"{task.name} {args.pareto_split}: {manifest['backbone']['id']}"
+        print(f"plot: {plot_pareto(rows, plots / 'pareto.png', title)}")
+
+
+def cmd_calibrate(args: argparse.Namespace) -> None:
+    from edge_variator.export.bundle import load_manifest
+    from edge_variator.profile import load_profile, profiled_lengths, ratio_latency, store_in_bundle
+    from edge_variator.runtime.policy import Policy, calibrate, default_policy
+
+    manifest = load_manifest(args.bundle)
+    profile = load_profile(args.profile, manifest)
+    length = args.length or max(profiled_lengths(profile))
+    budgets = {}
+    for item in args.budget:
+        name, _, value = item.partition("=")
+        try:
+            budgets[name] = float(value)
+        except ValueError:
+            raise ValueError(f"--budget takes RULE=MS (e.g. serious=20), not {item!r}") from None
+    ratios = sorted(int(k) for k in manifest["ratios"])
+    table = manifest["policy"] or default_policy(ratios, manifest["exits"]["thresholds"])
+    table = calibrate(table, ratio_latency(profile, manifest, length), budgets)
+    Policy(table, ratios, manifest["exits"]["thresholds"])  # refuses a table the bundle cannot carry out
+    store_in_bundle(args.bundle, profile, table)
+    print(f"policy for {args.bundle} from {profile['device']} at {length} tokens "
+          f"(every layer: {', '.join(f'k={k} {ms:.1f} ms' for k, ms in table['latency_ms'].items())}):")
+    for rule in table["rules"]:
+        budget = f" (budget {budgets[rule['name']]:g} ms)" if rule["name"] in budgets else ""
+        print(f"  {rule['name']:13} {json.dumps(rule['when']):48} -> k = {rule['ratio']}, "
+              f"threshold {rule['threshold']}{budget}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-variator", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -433,6 +557,44 @@ def build_parser() -> argparse.ArgumentParser:
     add_task_arguments(export)
     export.set_defaults(run=cmd_export)
 
+    run = commands.add_parser("run", help="classify a text with a bundle under a device state")
+    run.add_argument("bundle")
+    run.add_argument("text")
+    run.add_argument("--battery", type=float, default=1.0, help="battery level from 0 to 1")
+    run.add_argument("--charging", action="store_true")
+    run.add_argument("--low-power", action="store_true")
+    run.add_argument("--thermal", default="nominal", help="nominal, fair, serious or critical")
+    run.add_argument("--android-thermal", type=int,
+                     help="Android THERMAL_STATUS_* (0-6) instead of --thermal")
+    run.add_argument("--budget-ms", type=float, help="latency budget (uses the bundle's latency profile)")
+    run.add_argument("--steps", action="store_true", help="print each method's wall time")
+    run.set_defaults(run=cmd_run)
+
+    profile = commands.add_parser("profile", help="time every method of a bundle; plots; accuracy-latency")
+    profile.add_argument("bundle")
+    profile.add_argument("--lengths", type=int, nargs="+", default=[16, 64, 128])
+    profile.add_argument("--repeats", type=int, default=20)
+    profile.add_argument("--warmup", type=int, default=3)
+    profile.add_argument("--import", dest="import_profile", help="a profile measured elsewhere (a phone)")
+    profile.add_argument("--out", help="also write the profile to this JSON file")
+    profile.add_argument("--no-store", action="store_true", help="leave the bundle's manifest as it is")
+    profile.add_argument("--plots", help="folder for the PNG plots (default: runs/profile/<bundle>)")
+    profile.add_argument("--pareto-task", help="a benchmark: accuracy vs latency over ratios x thresholds")
+    profile.add_argument("--pareto-split", default="dev", choices=["dev", "test"])
+    profile.add_argument("--pareto-limit", type=int, help="the first N texts only")
+    profile.set_defaults(run=cmd_profile)
+
+    calibrate = commands.add_parser("calibrate",
+                                    help="the policy's ratios from a latency profile and budgets")
+    calibrate.add_argument("bundle")
+    calibrate.add_argument("--profile", required=True,
+                           help="a profile JSON (edge-variator profile --out, or a phone)")
+    calibrate.add_argument("--budget", nargs="+", default=[], metavar="RULE=MS",
+                           help="latency budget per policy rule, e.g. fair=40 serious=20 critical=10")
+    calibrate.add_argument("--length", type=int,
+                           help="tokens the budgets hold for (default: the longest profiled)")
+    calibrate.set_defaults(run=cmd_calibrate)
+
     demo = commands.add_parser("demo", help="the default model and task, end to end")
     demo.set_defaults(run=cmd_demo)
     return parser
@@ -444,7 +606,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (datasets.DataError, ModelLoadError, BundleError, ValueError) as error:
+    except (datasets.DataError, ModelLoadError, BundleError, ValueError, OSError) as error:
         sys.exit(f"edge-variator {args.command}: {error}")
 
 

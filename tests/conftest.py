@@ -80,3 +80,35 @@ def tiny_model(ratios=(2,)) -> MultiExitModel:
 def tiny_source(thresholds=None) -> dict:
     """What load_model would say about where tiny_model came from."""
     return {"id": "tiny", "sha256": SHA, "criterion": "entropy", "thresholds": thresholds or {"drop_1": 0.4}}
+
+
+RUNNER_TEXTS = [example.text for example in toy_task(24, 5)] + [
+    "a longer text, well past sixteen tokens, so that it runs at a bigger padded length than the rest"]
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    from edge_variator.tokenizer import Tokenizer
+
+    return Tokenizer(default_model_dir(), 64)
+
+
+@pytest.fixture(scope="session")
+def tiny_threshold(tiny_tokenizer) -> float:
+    """The median uncertainty of tiny_model's first exit on RUNNER_TEXTS: about half stop there."""
+    from edge_variator.exits import uncertainty
+
+    batch = tiny_tokenizer(RUNNER_TEXTS)
+    with torch.no_grad():
+        logits = tiny_model()(batch.input_ids, batch.attention_mask)
+    return uncertainty(logits[0]).median().item()
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_tokenizer, tiny_threshold, tmp_path_factory) -> Path:
+    """tiny_model (ratios 1 and 2, an exit after each layer) exported to an ExecuTorch bundle."""
+    from edge_variator.export.bundle import write_bundle
+
+    out = tmp_path_factory.mktemp("bundle") / "tiny"
+    write_bundle(tiny_model(), tiny_tokenizer, tiny_source({"drop_1": tiny_threshold}), out, progress=False)
+    return out

@@ -5,39 +5,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_model, tiny_source, toy_task
+from conftest import RUNNER_TEXTS as TEXTS
+from conftest import tiny_model
 
-from edge_variator.encoder import default_model_dir
-from edge_variator.exits import exit_decisions, uncertainty
-from edge_variator.export.bundle import load_manifest, write_bundle
+from edge_variator.exits import exit_decisions
+from edge_variator.export.bundle import load_manifest
 from edge_variator.plugins import set_ratio
 from edge_variator.runtime.policy import Decision, DeviceState, DeviceStateError
 from edge_variator.runtime.runner import BundleRunner, TorchRunner
-from edge_variator.tokenizer import TextError, Tokenizer
-
-TEXTS = [example.text for example in toy_task(24, 5)] + [
-    "a longer text, well past sixteen tokens, so that it runs at a bigger padded length than the rest"]
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return Tokenizer(default_model_dir(), 64)
-
-
-@pytest.fixture(scope="module")
-def threshold(tokenizer):
-    """The median uncertainty of the first exit: about half the texts stop there."""
-    batch = tokenizer(TEXTS)
-    with torch.no_grad():
-        logits = tiny_model()(batch.input_ids, batch.attention_mask)
-    return uncertainty(logits[0]).median().item()
-
-
-@pytest.fixture(scope="module")
-def bundle_dir(tokenizer, threshold, tmp_path_factory):
-    out = tmp_path_factory.mktemp("runner") / "tiny"
-    write_bundle(tiny_model(), tokenizer, tiny_source({"drop_1": threshold}), out, progress=False)
-    return out
+from edge_variator.tokenizer import TextError
 
 
 def decision(ratio: int, threshold: float | None) -> Decision:
@@ -45,23 +21,23 @@ def decision(ratio: int, threshold: float | None) -> Decision:
 
 
 @pytest.mark.parametrize("ratio", [1, 2])
-def test_bundle_runner_makes_the_decisions_of_the_batched_pytorch_model(bundle_dir, tokenizer, threshold,
-                                                                         ratio):
-    runner = BundleRunner(bundle_dir)
+def test_bundle_runner_makes_the_decisions_of_the_batched_pytorch_model(tiny_bundle, tiny_tokenizer,
+                                                                         tiny_threshold, ratio):
+    runner = BundleRunner(tiny_bundle)
     model = tiny_model()
     set_ratio(model.encoder, ratio)
-    batch = tokenizer(TEXTS)
+    batch = tiny_tokenizer(TEXTS)
     with torch.no_grad():
-        layers, labels = exit_decisions(model(batch.input_ids, batch.attention_mask), threshold)
-    results = [runner.run(text, decision=decision(ratio, threshold)) for text in TEXTS]
+        layers, labels = exit_decisions(model(batch.input_ids, batch.attention_mask), tiny_threshold)
+    results = [runner.run(text, decision=decision(ratio, tiny_threshold)) for text in TEXTS]
     assert [r.exit_layer for r in results] == layers.tolist()
     assert [r.label_index for r in results] == labels.tolist()
     assert 0 < sum(r.exit_layer == 1 for r in results) < len(TEXTS)  # the threshold splits the texts
 
 
-def test_bundle_runner_equals_the_torch_runner_under_every_device_state(bundle_dir, tokenizer):
-    bundle = BundleRunner(bundle_dir)
-    reference = TorchRunner(tiny_model(), tokenizer, load_manifest(bundle_dir))
+def test_bundle_runner_equals_the_torch_runner_under_every_device_state(tiny_bundle, tiny_tokenizer):
+    bundle = BundleRunner(tiny_bundle)
+    reference = TorchRunner(tiny_model(), tiny_tokenizer, load_manifest(tiny_bundle))
     states = [DeviceState(battery=1.0), DeviceState(battery=0.1),
               DeviceState(battery=0.9, thermal="critical")]
     for state in states:
@@ -74,8 +50,8 @@ def test_bundle_runner_equals_the_torch_runner_under_every_device_state(bundle_d
     assert {bundle.run(TEXTS[0], state).ratio for state in states} == {1, 2}
 
 
-def test_run_result_reports_the_steps_it_took(bundle_dir):
-    result = BundleRunner(bundle_dir).run(TEXTS[0], decision=decision(2, None))
+def test_run_result_reports_the_steps_it_took(tiny_bundle):
+    result = BundleRunner(tiny_bundle).run(TEXTS[0], decision=decision(2, None))
     assert result.exit_layer == result.layers == 2
     assert list(result.step_ms) == ["embed", "layer_0_k2", "exit_0", "layer_1_k2", "exit_1"]
     assert result.total_ms > 0 and result.tokens == 16 and not result.truncated
@@ -83,18 +59,18 @@ def test_run_result_reports_the_steps_it_took(bundle_dir):
     assert result.label in ("no", "yes")
 
 
-def test_an_eager_threshold_stops_after_the_first_layer(bundle_dir):
-    result = BundleRunner(bundle_dir).run(TEXTS[0], decision=decision(1, 10.0))
+def test_an_eager_threshold_stops_after_the_first_layer(tiny_bundle):
+    result = BundleRunner(tiny_bundle).run(TEXTS[0], decision=decision(1, 10.0))
     assert result.exit_layer == 1 and "layer_1_k1" not in result.step_ms
 
 
-def test_text_past_the_maximum_is_truncated_and_flagged(bundle_dir):
-    result = BundleRunner(bundle_dir).run("word " * 500)
+def test_text_past_the_maximum_is_truncated_and_flagged(tiny_bundle):
+    result = BundleRunner(tiny_bundle).run("word " * 500)
     assert result.truncated and result.tokens == 64
 
 
-def test_bad_input_raises_typed_errors(bundle_dir):
-    runner = BundleRunner(bundle_dir)
+def test_bad_input_raises_typed_errors(tiny_bundle):
+    runner = BundleRunner(tiny_bundle)
     with pytest.raises(TextError, match="empty"):
         runner.run("   ")
     with pytest.raises(TextError, match="UTF-8"):

@@ -210,3 +210,27 @@ def default_policy(ratios: Sequence[int], thresholds: Mapping[str, float]) -> di
     return {"battery_margin": DEFAULT_BATTERY_MARGIN, "latency_ms": None,
             "rules": [{"name": name, "when": when, "ratio": ratio(k), "threshold": threshold}
                       for name, when, k, threshold in rules]}
+
+
+def calibrate(table: Mapping, latency_ms: Mapping[str, float], budgets: Mapping[str, float]) -> dict:
+    """The table with each budgeted rule's ratio set from a device's latency: the least compressed
+    ratio whose every-layer run fits the rule's budget (ms), the most compressed when none does.
+
+    `latency_ms` (ratio -> ms, from profile.ratio_latency) is kept in the table so that a budget an
+    app passes at run time is checked against the same device's numbers.
+    """
+    names = [rule["name"] for rule in table["rules"]]
+    unknown = sorted(set(budgets) - set(names))
+    if unknown:
+        raise PolicyError(f"budgets name rules the table lacks: {unknown}; its rules: {names}")
+    for name, budget in budgets.items():
+        if isinstance(budget, bool) or not isinstance(budget, int | float) or not budget > 0:
+            raise PolicyError(f"the budget of {name!r} must be a positive number of ms, not {budget!r}")
+    by_speed = sorted(latency_ms, key=int)  # least compressed first
+
+    def fitting(budget: float) -> int:
+        return int(next((k for k in by_speed if latency_ms[k] <= budget), by_speed[-1]))
+
+    rules = [{**rule, "ratio": fitting(budgets[rule["name"]])} if rule["name"] in budgets else dict(rule)
+             for rule in table["rules"]]
+    return {**table, "rules": rules, "latency_ms": {k: float(ms) for k, ms in latency_ms.items()}}

@@ -1,0 +1,234 @@
+"""Latency of a bundle's methods on a device: measure, store, import, plot.
+
+A profile is one JSON format whoever measured it (this host through `executorch.runtime`, or the
+Android and iOS demos on a phone):
+
+    {"format": "edge-variator-latency-profile", "version": 1,
+     "device": "Pixel 8 (Tensor G3)", "runtime": "executorch 1.4.0 (xnnpack)",
+     "pte_sha256": "...",                                  # the model.pte that was timed
+     "warmup": 3, "repeats": 20,
+     "methods": {"layer_0_k4": {"64": {"median_ms": 1.9, "p90_ms": 2.2}, ...}, ...}}
+
+From it come the latency of a whole run at each ratio and depth (`depth_latency`), the
+`latency_ms` the policy's budget uses, and two plots: latency against depth per ratio, and the
+accuracy-latency Pareto curve over ratios and exit thresholds measured through the runner.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import platform
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+
+from edge_variator.export.bundle import load_manifest, open_program, validate
+from edge_variator.files import write_bytes, write_json
+
+FORMAT = "edge-variator-latency-profile"
+
+
+class ProfileError(ValueError):
+    """A latency profile that is malformed or does not belong to this bundle."""
+
+
+def method_inputs(manifest: Mapping, name: str, length: int) -> list[torch.Tensor]:
+    """Inputs of `name` at `length` tokens, all real (no padding: the worst case for that shape)."""
+    ids = torch.full((1, length), 1000, dtype=torch.long)
+    if name == "embed":
+        return [ids]
+    return [torch.randn(1, length, manifest["model"]["hidden"]), torch.ones_like(ids)]
+
+
+def measure(bundle_dir: str | Path, lengths: Sequence[int], repeats: int = 20, warmup: int = 3,
+            methods: Sequence[str] | None = None) -> dict:
+    """Time every method (or `methods`) at each length in the ExecuTorch runtime on this host.
+
+    Methods are called in turn within each repeat, so a slow moment of a shared machine falls on
+    all of them alike rather than on one.
+    """
+    manifest = load_manifest(bundle_dir)
+    limit = manifest["model"]
+    bad = [n for n in lengths
+           if n % limit["pad_multiple"] or not limit["min_length"] <= n <= limit["max_length"]]
+    if bad:
+        raise ProfileError(f"lengths {bad} are not multiples of {limit['pad_multiple']} from "
+                           f"{limit['min_length']} to {limit['max_length']}")
+    if repeats < 1 or warmup < 0:
+        raise ProfileError("repeats must be at least 1 and warmup at least 0")
+    names = list(methods or manifest["methods"])
+    program = open_program(Path(bundle_dir) / manifest["files"]["executorch"]["path"])
+    loaded = {name: program.load_method(name) for name in names}
+    timings: dict[str, dict[str, dict]] = {name: {} for name in names}
+    for length in lengths:
+        inputs = {name: method_inputs(manifest, name, length) for name in names}
+        times: dict[str, list[float]] = {name: [] for name in names}
+        for repeat in range(warmup + repeats):
+            for name in names:
+                began = time.perf_counter()
+                loaded[name].execute(inputs[name])
+                if repeat >= warmup:
+                    times[name].append(1000 * (time.perf_counter() - began))
+        for name, values in times.items():
+            values.sort()
+            timings[name][str(length)] = {"median_ms": statistics.median(values),
+                                          "p90_ms": values[min(len(values) - 1, int(0.9 * len(values)))]}
+    return {"format": FORMAT, "version": 1, "device": f"{platform.node()} ({platform.machine()}, "
+            f"{torch.get_num_threads()} threads)", "runtime": "executorch.runtime (Python, XNNPACK)",
+            "pte_sha256": manifest["files"]["executorch"]["sha256"], "warmup": warmup, "repeats": repeats,
+            "methods": timings}
+
+
+def check_profile(profile: Mapping, manifest: Mapping | None = None) -> None:
+    """Raise ProfileError unless `profile` is well formed (and, given a manifest, covers its methods)."""
+    if not isinstance(profile, Mapping) or profile.get("format") != FORMAT or profile.get("version") != 1:
+        raise ProfileError(f"not a latency profile: expected format {FORMAT!r} version 1")
+    methods = profile.get("methods")
+    if not isinstance(methods, Mapping) or not methods:
+        raise ProfileError("the profile has no timed methods")
+    for name, per_length in methods.items():
+        for length, row in per_length.items():
+            if not length.isdigit() or not all(
+                    isinstance(row.get(k), int | float) and row[k] >= 0 for k in ("median_ms", "p90_ms")):
+                raise ProfileError(f"{name} at {length!r}: needs median_ms and p90_ms, non-negative numbers")
+    if manifest is not None:
+        missing = sorted(set(manifest["methods"]) - set(methods))
+        if missing:
+            raise ProfileError(f"the profile lacks methods this bundle has: {missing[:5]}")
+        if profile.get("pte_sha256") not in (None, manifest["files"]["executorch"]["sha256"]):
+            raise ProfileError("the profile was measured on another model.pte (pte_sha256 differs); "
+                               "profile this bundle")
+
+
+def load_profile(path: str | Path, manifest: Mapping | None = None) -> dict:
+    """A profile file (from `measure` or from a phone), checked."""
+    try:
+        profile = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ProfileError(f"cannot read the latency profile {path}: {error}") from None
+    check_profile(profile, manifest)
+    return profile
+
+
+def profiled_lengths(profile: Mapping) -> list[int]:
+    """The lengths at which every method was timed."""
+    per_method = [set(map(int, rows)) for rows in profile["methods"].values()]
+    return sorted(set.intersection(*per_method))
+
+
+def depth_latency(profile: Mapping, manifest: Mapping, ratio: int, length: int) -> list[float]:
+    """Median ms of a run that stops after layer 1, 2, ..., L at this ratio: embed, the layers, and
+    every exit the runner asks on the way."""
+    if str(length) not in profile["methods"]["embed"]:
+        raise ProfileError(f"no timings at {length} tokens; profiled: {profiled_lengths(profile)}")
+
+    def ms(name: str) -> float:
+        return profile["methods"][name][str(length)]["median_ms"]
+
+    exits, total, cumulative = set(manifest["exits"]["after_layers"]), ms("embed"), []
+    for index, name in enumerate(manifest["ratios"][str(ratio)]):
+        total += ms(name) + (ms(f"exit_{index}") if index in exits else 0.0)
+        cumulative.append(total)
+    return cumulative
+
+
+def ratio_latency(profile: Mapping, manifest: Mapping, length: int) -> dict[str, float]:
+    """Every layer at each ratio: what the policy's latency budget is checked against."""
+    return {k: round(depth_latency(profile, manifest, int(k), length)[-1], 3) for k in manifest["ratios"]}
+
+
+def store_in_bundle(bundle_dir: str | Path, profile: Mapping, policy: Mapping | None = None) -> dict:
+    """Write the profile (and a policy table) into the bundle's manifest, atomically."""
+    bundle_dir = Path(bundle_dir)
+    manifest = load_manifest(bundle_dir, check_program=False)
+    check_profile(profile, manifest)
+    manifest["latency_profile"] = dict(profile)
+    if policy is not None:
+        manifest["policy"] = dict(policy)
+    validate(manifest)
+    write_json(bundle_dir / "manifest.json", manifest)
+    return manifest
+
+
+def plot_depth(profile: Mapping, manifest: Mapping, length: int, out: str | Path) -> Path:
+    """PNG: median latency of a run stopping after each layer, one line per ratio."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for k in sorted(manifest["ratios"], key=int):
+        values = depth_latency(profile, manifest, int(k), length)
+        axes.plot(range(1, len(values) + 1), values, marker="o", label=f"k = {k}")
+    axes.set(xlabel="exit after layer", ylabel="latency (ms, median)", ylim=(0, None),
+             title=f"{manifest['backbone']['id']}: {length} tokens, {profile['device']}")
+    axes.legend()
+    axes.grid(alpha=0.3)
+    return _save(figure, out)
+
+
+def plot_pareto(rows: Sequence[Mapping], out: str | Path, title: str) -> Path:
+    """PNG: accuracy against mean latency, a point per (ratio, threshold), the frontier drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for k in sorted({row["ratio"] for row in rows}):
+        points = [row for row in rows if row["ratio"] == k]
+        axes.scatter([p["mean_ms"] for p in points], [100 * p["accuracy"] for p in points], label=f"k = {k}")
+    frontier = pareto_front(rows)
+    axes.plot([p["mean_ms"] for p in frontier], [100 * p["accuracy"] for p in frontier], color="gray",
+              linestyle="--", label="Pareto front")
+    axes.set(xlabel="mean latency per text (ms)", ylabel="accuracy (%)", title=title)
+    axes.legend()
+    axes.grid(alpha=0.3)
+    return _save(figure, out)
+
+
+def pareto_front(rows: Sequence[Mapping]) -> list[Mapping]:
+    """The rows no other row beats on both accuracy and latency, fastest first."""
+    front, best = [], -1.0
+    for row in sorted(rows, key=lambda r: (r["mean_ms"], -r["accuracy"])):
+        if row["accuracy"] > best:
+            front.append(row)
+            best = row["accuracy"]
+    return front
+
+
+def _save(figure, out: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    write_bytes(out, buffer.getvalue())
+    return Path(out)
+
+
+def pareto_rows(runner, texts: Sequence[str], labels: Sequence[int], ratios: Sequence[int] | None = None,
+                thresholds: Mapping[str, float | None] | None = None) -> list[dict]:
+    """Accuracy, mean latency and mean exit layer through the runner for every ratio x threshold
+    (None: every layer runs, the no-exit baseline of that ratio)."""
+    from edge_variator.runtime.policy import Decision
+
+    manifest = runner.manifest
+    ratios = ratios or sorted(int(k) for k in manifest["ratios"])
+    thresholds = thresholds or {"none": None, **manifest["exits"]["thresholds"]}
+    rows = []
+    for ratio in ratios:
+        for name, threshold in thresholds.items():
+            decision = Decision(ratio, threshold, None if threshold is None else name, "pareto", False)
+            results = [runner.run(text, decision=decision) for text in texts]
+            rows.append({"ratio": ratio, "threshold_name": name, "threshold": threshold,
+                         "accuracy": sum(r.label_index == y for r, y in zip(results, labels, strict=True))
+                         / len(texts),
+                         "mean_ms": statistics.fmean(r.total_ms for r in results),
+                         "mean_exit_layer": statistics.fmean(r.exit_layer for r in results)})
+    return rows

@@ -1,0 +1,158 @@
+"""Profiling a real tiny bundle, the latency arithmetic the policy uses, calibration, and the CLI
+commands an app developer runs (run, profile, calibrate)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from conftest import RUNNER_TEXTS
+
+from edge_variator.cli import main
+from edge_variator.export.bundle import ManifestError, load_manifest
+from edge_variator.files import write_json
+from edge_variator.profile import (
+    ProfileError,
+    check_profile,
+    depth_latency,
+    load_profile,
+    measure,
+    pareto_front,
+    pareto_rows,
+    plot_depth,
+    plot_pareto,
+    ratio_latency,
+    store_in_bundle,
+)
+from edge_variator.runtime.policy import PolicyError, calibrate, default_policy
+from edge_variator.runtime.runner import BundleRunner
+
+
+@pytest.fixture
+def bundle(tiny_bundle, tmp_path):
+    """A copy the test may change."""
+    return shutil.copytree(tiny_bundle, tmp_path / "bundle")
+
+
+@pytest.fixture(scope="module")
+def profile(tiny_bundle):
+    return measure(tiny_bundle, [16, 32], repeats=3, warmup=1)
+
+
+def synthetic_profile(manifest: dict, ms: dict[str, float]) -> dict:
+    """Every method at 16 tokens: the named ms, else 1 ms."""
+    methods = {name: {"16": {"median_ms": ms.get(name, 1.0), "p90_ms": 2 * ms.get(name, 1.0)}}
+               for name in manifest["methods"]}
+    return {"format": "edge-variator-latency-profile", "version": 1, "device": "phone", "methods": methods}
+
+
+def test_measure_times_every_method_at_every_length(tiny_bundle, profile):
+    manifest = load_manifest(tiny_bundle)
+    assert set(profile["methods"]) == set(manifest["methods"])
+    for rows in profile["methods"].values():
+        assert set(rows) == {"16", "32"}
+        assert all(0 < row["median_ms"] <= row["p90_ms"] for row in rows.values())
+    check_profile(profile, manifest)
+
+
+def test_measure_refuses_lengths_the_bundle_cannot_take(tiny_bundle):
+    with pytest.raises(ProfileError, match="multiples of 8"):
+        measure(tiny_bundle, [20])
+    with pytest.raises(ProfileError, match="multiples of 8"):
+        measure(tiny_bundle, [128])  # past the bundle's 64
+
+
+def test_depth_latency_adds_embed_layers_and_the_exits_asked(tiny_bundle):
+    manifest = load_manifest(tiny_bundle)
+    profile = synthetic_profile(manifest, {"embed": 0.5, "layer_0_k2": 3.0, "layer_1_k2": 4.0,
+                                           "exit_0": 0.25, "exit_1": 0.125})
+    assert depth_latency(profile, manifest, 2, 16) == [0.5 + 3.0 + 0.25, 0.5 + 3.0 + 0.25 + 4.0 + 0.125]
+    assert ratio_latency(profile, manifest, 16) == {"1": 0.5 + 1.0 + 0.25 + 1.0 + 0.125, "2": 7.875}
+    with pytest.raises(ProfileError, match="no timings at 64"):
+        depth_latency(profile, manifest, 1, 64)
+
+
+def test_a_profile_of_another_pte_or_missing_methods_is_refused(tiny_bundle, profile, tmp_path):
+    manifest = load_manifest(tiny_bundle)
+    with pytest.raises(ProfileError, match="another model.pte"):
+        check_profile({**profile, "pte_sha256": "0" * 64}, manifest)
+    with pytest.raises(ProfileError, match="lacks methods"):
+        check_profile({**profile, "methods": {"embed": profile["methods"]["embed"]}}, manifest)
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ProfileError, match="cannot read"):
+        load_profile(tmp_path / "bad.json")
+    with pytest.raises(ProfileError, match="not a latency profile"):
+        check_profile({"format": "something else"})
+
+
+def test_store_in_bundle_keeps_a_valid_manifest(bundle, profile):
+    store_in_bundle(bundle, profile)
+    assert load_manifest(bundle)["latency_profile"] == profile
+
+
+def test_calibrate_picks_the_least_compressed_ratio_within_each_budget():
+    table = default_policy([1, 2, 4, 8], {"drop_1": 0.5})
+    latency = {"1": 40.0, "2": 30.0, "4": 22.0, "8": 18.0}
+    calibrated = calibrate(table, latency, {"fair": 35, "serious": 25, "critical": 10, "default": 40})
+    ratios = {rule["name"]: rule["ratio"] for rule in calibrated["rules"]}
+    assert ratios == {"critical": 8, "low_power": 8, "serious": 4, "battery_low": 4, "fair": 2,
+                      "battery_half": 2, "default": 1}
+    assert calibrated["latency_ms"] == latency
+    with pytest.raises(PolicyError, match="rules the table lacks"):
+        calibrate(table, latency, {"overheated": 10})
+    with pytest.raises(PolicyError, match="positive"):
+        calibrate(table, latency, {"fair": 0})
+
+
+def test_pareto_rows_and_plots(tiny_bundle, profile, tmp_path):
+    runner = BundleRunner(tiny_bundle)
+    rows = pareto_rows(runner, RUNNER_TEXTS[:6], [0, 1, 0, 1, 0, 1])
+    assert [(r["ratio"], r["threshold_name"]) for r in rows] == [(1, "none"), (1, "drop_1"), (2, "none"),
+                                                                 (2, "drop_1")]
+    assert all(r["mean_exit_layer"] == 2 for r in rows if r["threshold"] is None)
+    front = pareto_front(rows)
+    assert front[0]["mean_ms"] == min(r["mean_ms"] for r in rows)
+    assert all(a["accuracy"] < b["accuracy"] for a, b in zip(front, front[1:], strict=False))
+    for path in (plot_depth(profile, load_manifest(tiny_bundle), 32, tmp_path / "depth.png"),
+                 plot_pareto(rows, tmp_path / "pareto.png", "tiny")):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_run_prints_the_policy_decision_and_the_result(tiny_bundle, capsys):
+    main(["run", str(tiny_bundle), "the film was superb", "--battery", "0.1", "--steps"])
+    out = capsys.readouterr().out
+    assert "rule 'battery_low' -> ratio k = 2" in out and "layer_0_k2" in out
+    main(["run", str(tiny_bundle), "the film was superb", "--android-thermal", "4"])
+    assert "thermal critical" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="battery must be from 0 to 1"):
+        main(["run", str(tiny_bundle), "text", "--battery", "nan"])
+    with pytest.raises(SystemExit, match="empty"):
+        main(["run", str(tiny_bundle), " "])
+
+
+def test_cli_profile_import_and_calibrate_write_the_policy(bundle, tmp_path, capsys):
+    manifest = load_manifest(bundle)
+    phone = synthetic_profile(manifest, {"layer_0_k1": 10.0, "layer_1_k1": 10.0})  # k=1 23 ms, k=2 5 ms
+    write_json(tmp_path / "phone.json", phone)
+    main(["profile", str(bundle), "--import", str(tmp_path / "phone.json"),
+          "--plots", str(tmp_path / "plots")])
+    assert load_manifest(bundle)["latency_profile"]["device"] == "phone"
+    assert (tmp_path / "plots" / "latency_vs_depth.png").is_file()
+    main(["calibrate", str(bundle), "--profile", str(tmp_path / "phone.json"), "--budget", "default=20"])
+    policy = load_manifest(bundle)["policy"]
+    assert policy["latency_ms"] == {"1": 23.0, "2": 5.0}
+    assert next(r for r in policy["rules"] if r["name"] == "default")["ratio"] == 2
+    main(["run", str(bundle), "the film was superb"])
+    assert "rule 'default' -> ratio k = 2" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="RULE=MS"):
+        main(["calibrate", str(bundle), "--profile", str(tmp_path / "phone.json"), "--budget", "fair"])
+
+
+def test_a_policy_off_the_schema_is_refused_on_load(bundle):
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["policy"] = {"rules": [{"name": "x", "when": {"thermal_at_least": "hot"}, "ratio": 2,
+                                     "threshold": None}]}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ManifestError, match="policy"):
+        load_manifest(bundle)
