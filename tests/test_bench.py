@@ -25,3 +25,12 @@ def test_export_bench_prints_a_row_per_method():
                             cwd=ROOT, capture_output=True, text=True, check=True, timeout=1200)
     rows = [line.split() for line in result.stdout.splitlines() if line.strip().startswith("16 ")]
     assert [row[1] for row in rows] == ["layer_0_k1", "layer_0_k2", "layer_0_k4", "layer_0_k8", "gemm"]
+
+
+def test_soak_bench_reports_memory_growth(tiny_bundle):
+    command = [sys.executable, "bench/soak.py", "--bundle", str(tiny_bundle), "--calls", "220",
+               "--warmup", "5"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True, timeout=300)
+    # bad inputs at calls 0 (NaN battery), 97 (empty text) and 193 (invalid UTF-8)
+    assert "220 runner calls" in result.stdout and "3 bad inputs refused" in result.stdout
+    assert "growth after warm-up:" in result.stdout
