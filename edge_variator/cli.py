@@ -105,21 +105,27 @@ def bundle_cache() -> Path:
     return Path(os.environ.get("EDGE_VARIATOR_BUNDLES", Path.home() / ".cache" / "edge-variator" / "bundles"))
 
 
+def default_checkpoint() -> tuple[Path, Path]:
+    """What the default bundle is exported from: the slender multi-exit mr model and its plugins, or
+    the mr adapter and its plugins on an install without the slender model."""
+    from edge_variator.exits import is_multi_exit
+
+    if is_multi_exit(SHIPPED_SLENDER):
+        return SHIPPED_SLENDER, SHIPPED_SLENDER / "plugins"
+    return SHIPPED_ADAPTER, SHIPPED_PLUGINS
+
+
 def default_bundle(rebuild: bool = False) -> tuple[Path, bool]:
-    """The bundle of the shipped default (the slender multi-exit mr model and its plugins; the mr
-    adapter and its plugins if this install lacks it), exported once and reused while its weights
-    are unchanged. Returns the folder and whether it was reused."""
+    """The bundle of default_checkpoint(), exported once and reused while its weights are unchanged.
+    Returns the folder and whether it was reused."""
     import hashlib
 
-    from edge_variator.exits import is_multi_exit
     from edge_variator.export.bundle import BundleError, load_manifest, write_bundle
     from edge_variator.export.bundle import load_model as load_for_export
     from edge_variator.files import file_sha256
     from edge_variator.task import checkpoint_sha256
 
-    slender = is_multi_exit(SHIPPED_SLENDER)
-    checkpoint, plugins = (SHIPPED_SLENDER, SHIPPED_SLENDER / "plugins") if slender else (
-        SHIPPED_ADAPTER, SHIPPED_PLUGINS)
+    checkpoint, plugins = default_checkpoint()
     sha = checkpoint_sha256(checkpoint)
     key = hashlib.sha256(sha.encode())
     for path in sorted(plugins.rglob("*.safetensors")):

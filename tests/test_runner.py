@@ -78,3 +78,24 @@ def test_bad_input_raises_typed_errors(tiny_bundle):
     assert runner.run("caf\u00e9 au lait".encode()).label in ("no", "yes")
     with pytest.raises(DeviceStateError, match="battery"):
         runner.run("fine", DeviceState(battery=float("nan")))
+
+
+@pytest.mark.slow
+def test_the_default_bundle_decides_like_pytorch_on_the_mr_dev_set():
+    """Every dev text under every demo state: same exit layer and label as the PyTorch pieces."""
+    from edge_variator.cli import default_bundle, default_checkpoint, demo_states
+    from edge_variator.data import load_benchmark
+    from edge_variator.export.bundle import load_model
+
+    bundle, _ = default_bundle()
+    runner = BundleRunner(bundle)
+    reference = TorchRunner(load_model(*default_checkpoint())[0], runner.tokenizer, runner.manifest)
+    texts = [e.text for e in load_benchmark("mr").dev]
+    for _, state in demo_states():
+        decision = runner.policy.decide(state)
+        differing = []
+        for text in texts:
+            got, expected = runner.run(text, decision=decision), reference.run(text, decision=decision)
+            if (got.exit_layer, got.label_index) != (expected.exit_layer, expected.label_index):
+                differing.append((text[:40], got.exit_layer, expected.exit_layer, got.uncertainty))
+        assert not differing, (decision, differing[:5])
