@@ -145,6 +145,11 @@ class SelfAttention(nn.Module):
         self.value = nn.Linear(config.hidden, inner)
         self.output = nn.Linear(inner, config.hidden)
         self.dropout = nn.Dropout(config.dropout)
+        # SDPA: one fused kernel in eager (the unfused scale + softmax was about a quarter of a
+        # layer's CPU time at 256 tokens) and Core ML's fused attention op. An ExecuTorch export
+        # sets this False (export.pieces.attention_for): SDPA decomposes with a guard for fully
+        # masked rows (eq/any/where over heads x n x n) that XNNPACK leaves to the portable kernels.
+        self.fused = True
 
     def forward(self, hidden: torch.Tensor, additive_mask: torch.Tensor) -> torch.Tensor:
         batch, seq, _ = hidden.shape
@@ -155,10 +160,13 @@ class SelfAttention(nn.Module):
         query = split_heads(self.query(hidden))
         key = split_heads(self.key(hidden))
         value = split_heads(self.value(hidden))
-        # one fused kernel in eager (about a quarter of a layer's CPU time at 256 tokens was the
-        # unfused scale + softmax); torch.export decomposes it to matmul + softmax for the runtimes
-        context = nn.functional.scaled_dot_product_attention(
-            query, key, value, attn_mask=additive_mask, dropout_p=self.dropout.p if self.training else 0.0)
+        if self.fused:
+            dropout = self.dropout.p if self.training else 0.0
+            context = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=additive_mask,
+                                                                 dropout_p=dropout)
+        else:  # matmul, softmax, matmul: what XNNPACK runs whole
+            scores = torch.matmul(query * self.head_dim ** -0.5, key.transpose(-1, -2)) + additive_mask
+            context = torch.matmul(self.dropout(torch.softmax(scores, dim=-1)), value)
         context = context.transpose(1, 2).reshape(batch, seq, self.heads * self.head_dim)
         return self.output(context)
 

@@ -44,13 +44,17 @@ class CompressionPlugin(nn.Module):
         super().__init__()
         self.ratio = ratio
         self.merge_scores = nn.Linear(ratio * hidden, ratio)
-        self.adapter_in = nn.Linear(2 * hidden, bottleneck)
+        # the paper's Adapter(2d -> bottleneck) on cat[repeated FFN output, token input], as its two
+        # halves: the first then runs on n/k rows before the repeat, and each is a plain weight that
+        # XNNPACK takes whole (a slice of one weight is left to the slow portable kernels)
+        self.adapter_from_merged = nn.Linear(hidden, bottleneck, bias=False)
+        self.adapter_from_token = nn.Linear(hidden, bottleneck)
         self.adapter_out = nn.Linear(bottleneck, hidden)
         # initialisation as in the paper's code: a He-scaled scorer, a near-silent adapter
         nn.init.normal_(self.merge_scores.weight, std=math.sqrt(2 / (hidden * ratio)))
-        for linear in (self.adapter_in, self.adapter_out):
+        for linear in (self.adapter_from_merged, self.adapter_from_token, self.adapter_out):
             nn.init.normal_(linear.weight, std=0.01)
-        for linear in (self.merge_scores, self.adapter_in, self.adapter_out):
+        for linear in (self.merge_scores, self.adapter_from_token, self.adapter_out):
             nn.init.zeros_(linear.bias)
 
     def merge(self, hidden: torch.Tensor, additive_mask: torch.Tensor | None) -> torch.Tensor:
@@ -61,17 +65,12 @@ class CompressionPlugin(nn.Module):
         if additive_mask is not None:  # (batch, 1, 1, n) -> (batch, n/k, k)
             scores = scores + additive_mask.reshape(batch, seq // self.ratio, self.ratio)
         weights = torch.softmax(scores, dim=-1)
-        return (weights.unsqueeze(-1) * windows).sum(dim=2)
+        return torch.matmul(weights.unsqueeze(-2), windows).squeeze(-2)  # a batched matmul, delegated
 
     def restore(self, merged_output: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """(batch, n/k, d) FFN outputs -> (batch, n, d), corrected per token from its own input."""
-        # adapter_in(cat[repeated, hidden]) with its first half applied before the repeat: the
-        # same sum, but that half costs n/k rows instead of n, and no (n, 2d) concat is built
-        dim = hidden.shape[-1]
-        weight = self.adapter_in.weight
-        from_merged = nn.functional.linear(merged_output, weight[:, :dim])
-        from_token = nn.functional.linear(hidden, weight[:, dim:], self.adapter_in.bias)
-        bottleneck = from_merged.repeat_interleave(self.ratio, dim=1) + from_token
+        from_merged = self.adapter_from_merged(merged_output).repeat_interleave(self.ratio, dim=1)
+        bottleneck = from_merged + self.adapter_from_token(hidden)
         return merged_output.repeat_interleave(self.ratio, dim=1) + self.adapter_out(torch.tanh(bottleneck))
 
     def forward(self, hidden: torch.Tensor, ffn: FeedForward,
@@ -144,7 +143,7 @@ class PluginSet(nn.Module):
         if not (path / "plugins.json").is_file():
             raise ModelLoadError(f"{path} is not a plugin set: no plugins.json")
         plugin_set = cls(PluginConfig(**json.loads((path / "plugins.json").read_text())))
-        plugin_set.load_state_dict(load_file(path / "plugins.safetensors"))
+        plugin_set.load_state_dict(split_adapter_in(load_file(path / "plugins.safetensors")))
         return plugin_set
 
     def check_fits(self, encoder: Encoder, backbone_sha256: str) -> None:
@@ -160,6 +159,18 @@ class PluginSet(nn.Module):
                 f"ratio-{self.config.ratio} plugins were trained for a {trained_for.layers} x "
                 f"{trained_for.hidden} backbone, this one is {encoder.config.layers} x "
                 f"{encoder.config.hidden}")
+
+
+def split_adapter_in(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Sets saved before the adapter was two linears hold one `adapter_in` (2d -> bottleneck): split it."""
+    for key in [k for k in state if k.endswith(".adapter_in.weight")]:
+        prefix = key[: -len("adapter_in.weight")]
+        weight = state.pop(key)
+        dim = weight.shape[1] // 2
+        state[prefix + "adapter_from_merged.weight"] = weight[:, :dim].contiguous()
+        state[prefix + "adapter_from_token.weight"] = weight[:, dim:].contiguous()
+        state[prefix + "adapter_from_token.bias"] = state.pop(prefix + "adapter_in.bias")
+    return state
 
 
 def attach(encoder: Encoder, plugin_set: PluginSet, backbone_sha256: str) -> None:

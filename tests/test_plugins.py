@@ -141,6 +141,24 @@ def test_save_load_round_trip(tiny_bert_dir, tmp_path, tokenizer):
     assert available_ratios(encoder) == [1, 4]
 
 
+def test_a_set_saved_with_one_adapter_in_weight_loads_split(tmp_path):
+    """Sets saved before the restore adapter's input was two linears keep loading, same function."""
+    from safetensors.torch import load_file, save_file
+
+    plugin_set = PluginSet.for_backbone(Encoder(CONFIG), SHA, 2)
+    plugin_set.save(tmp_path / "k2")
+    state = load_file(tmp_path / "k2" / "plugins.safetensors")
+    prefixes = {key[: -len("adapter_from_token.bias")] for key in state if key.endswith("from_token.bias")}
+    for prefix in prefixes:
+        state[prefix + "adapter_in.weight"] = torch.cat([state.pop(prefix + "adapter_from_merged.weight"),
+                                                         state.pop(prefix + "adapter_from_token.weight")], 1)
+        state[prefix + "adapter_in.bias"] = state.pop(prefix + "adapter_from_token.bias")
+    save_file(state, tmp_path / "k2" / "plugins.safetensors")
+    loaded = PluginSet.load(tmp_path / "k2")
+    for name, tensor in plugin_set.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name])
+
+
 def test_plugins_from_another_backbone_are_refused(tiny_bert_dir):
     encoder = load_encoder(tiny_bert_dir)
     plugin_set = PluginSet.for_backbone(encoder, SHA, 2)

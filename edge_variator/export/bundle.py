@@ -134,9 +134,8 @@ def write_bundle(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, source
         if "coreml" in formats:
             from edge_variator.export.coreml import save_mlpackage
 
-            fp32 = (programs if quantize == "none"
-                    else export_programs(model, tokenizer.max_length, progress=False))
-            functions = save_mlpackage(fp32, tmp / "model.mlpackage", coreml_compress, progress)
+            fused = export_programs(model, tokenizer.max_length, progress=False, fused_attention=True)
+            functions = save_mlpackage(fused, tmp / "model.mlpackage", coreml_compress, progress)
             weights = tmp / "model.mlpackage" / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
             files["coreml"] = {"path": "model.mlpackage", "sha256": file_sha256(weights),
                                "bytes": sum(f.stat().st_size for f in (tmp / "model.mlpackage").rglob("*")

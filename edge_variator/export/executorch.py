@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from edge_variator.encoder import additive_mask
 from edge_variator.exits import MultiExitModel
-from edge_variator.export.pieces import dynamic_shapes, example_inputs, export_piece, pieces
+from edge_variator.export.pieces import attention_for, dynamic_shapes, example_inputs, export_piece, pieces
 from edge_variator.task import TaskModel
 from edge_variator.tokenizer import Tokenizer
 
@@ -54,7 +54,7 @@ def quantized_piece(name: str, module: nn.Module, hidden: int, max_length: int,
     config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True)
     quantizer = XNNPACKQuantizer().set_global(config)
     shapes = dynamic_shapes(name, max_length)
-    with torch.no_grad():
+    with torch.no_grad(), attention_for(module, fused=False):
         graph = export(module, example_inputs(name, hidden), dynamic_shapes=shapes).module()
         prepared = prepare_pt2e(graph, quantizer)
         for inputs in calibration:
@@ -63,9 +63,9 @@ def quantized_piece(name: str, module: nn.Module, hidden: int, max_length: int,
 
 
 def export_programs(model: TaskModel | MultiExitModel, max_length: int, ratios: list[int] | None = None,
-                    quantize: str = "none", calibration: dict | None = None,
-                    progress: bool = True) -> dict[str, ExportedProgram]:
-    """Method name -> exported program, for every piece of the model."""
+                    quantize: str = "none", calibration: dict | None = None, progress: bool = True,
+                    fused_attention: bool = False) -> dict[str, ExportedProgram]:
+    """Method name -> exported program, for every piece of the model (fused attention: for Core ML)."""
     if quantize not in QUANTIZE:
         raise ValueError(f"quantize must be one of {QUANTIZE}, not {quantize!r}")
     if quantize == "int8" and not calibration:
@@ -78,7 +78,7 @@ def export_programs(model: TaskModel | MultiExitModel, max_length: int, ratios: 
             key = name.rsplit("_k", 1)[0]
             programs[name] = quantized_piece(name, module, hidden, max_length, calibration[key])
         else:
-            programs[name] = export_piece(name, module, hidden, max_length)
+            programs[name] = export_piece(name, module, hidden, max_length, fused_attention)
     return programs
 
 
