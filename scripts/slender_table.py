@@ -28,7 +28,7 @@ from edge_variator.cli import SHIPPED_ADAPTER, SHIPPED_SLENDER, calibrate_checkp
 from edge_variator.cost import average_flops, parameter_count
 from edge_variator.data import load_benchmark
 from edge_variator.exits import load_multi_exit, save_multi_exit
-from edge_variator.plugins import RATIOS
+from edge_variator.plugins import RATIOS, PluginSet
 from edge_variator.task import load_task
 from edge_variator.train import (
     ExitTrainConfig,
@@ -154,6 +154,8 @@ def main() -> None:
     if args.ship:  # the fp16 quarter model, its calibrated thresholds and its plugins, as measured
         shutil.rmtree(SHIPPED_SLENDER, ignore_errors=True)
         shutil.copytree(RUNS / "mr" / COMBINED["mr"], SHIPPED_SLENDER)
+        for plugin_dir in sorted((SHIPPED_SLENDER / "plugins").glob("k*")):
+            PluginSet.load(plugin_dir).save(plugin_dir)  # in the current format, same weights
     print(table(args.tasks))
 
 
