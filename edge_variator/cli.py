@@ -152,10 +152,15 @@ def demo_states():
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    import statistics
-
     from edge_variator.export.bundle import load_manifest
-    from edge_variator.profile import measure, pareto_rows, plot_depth, plot_pareto, store_in_bundle
+    from edge_variator.profile import (
+        measure,
+        pareto_rows,
+        plot_depth,
+        plot_pareto,
+        run_summary,
+        store_in_bundle,
+    )
     from edge_variator.runtime.runner import BundleRunner
 
     started = time.perf_counter()
@@ -178,13 +183,11 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print("device state              rule          k  threshold        accuracy  mean ms  mean exit layer")
     for name, state in demo_states():
         decision = runner.policy.decide(state)
-        results = [runner.run(text, decision=decision) for text in texts]
-        accuracy = sum(r.label_index == y for r, y in zip(results, labels, strict=True)) / len(texts)
+        row = run_summary(runner, texts, labels, decision)
         threshold = ("none" if decision.threshold is None
                      else f"{decision.threshold_name} {decision.threshold:.3f}")
-        print(f"{name:25} {decision.rule:13} {decision.ratio:2}  {threshold:15} {100 * accuracy:8.2f}% "
-              f"{statistics.fmean(r.total_ms for r in results):8.2f} "
-              f"{statistics.fmean(r.exit_layer for r in results):10.2f}")
+        print(f"{name:25} {decision.rule:13} {decision.ratio:2}  {threshold:15} "
+              f"{100 * row['accuracy']:8.2f}% {row['mean_ms']:8.2f} {row['mean_exit_layer']:10.2f}")
     plots = Path(args.plots)
     pareto = pareto_rows(runner, texts, labels)
     print_pareto(pareto, f"{task.name} test ({len(texts):,} texts)")

@@ -212,23 +212,24 @@ def _save(figure, out: str | Path) -> Path:
     return Path(out)
 
 
+def run_summary(runner, texts: Sequence[str], labels: Sequence[int], decision) -> dict:
+    """Accuracy, mean latency and mean exit layer of `texts` run one by one under one decision."""
+    results = [runner.run(text, decision=decision) for text in texts]
+    return {"ratio": decision.ratio, "threshold_name": decision.threshold_name or "none",
+            "threshold": decision.threshold,
+            "accuracy": sum(r.label_index == y for r, y in zip(results, labels, strict=True)) / len(texts),
+            "mean_ms": statistics.fmean(r.total_ms for r in results),
+            "mean_exit_layer": statistics.fmean(r.exit_layer for r in results)}
+
+
 def pareto_rows(runner, texts: Sequence[str], labels: Sequence[int], ratios: Sequence[int] | None = None,
                 thresholds: Mapping[str, float | None] | None = None) -> list[dict]:
-    """Accuracy, mean latency and mean exit layer through the runner for every ratio x threshold
-    (None: every layer runs, the no-exit baseline of that ratio)."""
+    """run_summary for every ratio x threshold (None: every layer runs, that ratio's no-exit baseline)."""
     from edge_variator.runtime.policy import Decision
 
     manifest = runner.manifest
     ratios = ratios or sorted(int(k) for k in manifest["ratios"])
     thresholds = thresholds or {"none": None, **manifest["exits"]["thresholds"]}
-    rows = []
-    for ratio in ratios:
-        for name, threshold in thresholds.items():
-            decision = Decision(ratio, threshold, None if threshold is None else name, "pareto", False)
-            results = [runner.run(text, decision=decision) for text in texts]
-            rows.append({"ratio": ratio, "threshold_name": name, "threshold": threshold,
-                         "accuracy": sum(r.label_index == y for r, y in zip(results, labels, strict=True))
-                         / len(texts),
-                         "mean_ms": statistics.fmean(r.total_ms for r in results),
-                         "mean_exit_layer": statistics.fmean(r.exit_layer for r in results)})
-    return rows
+    return [run_summary(runner, texts, labels,
+                        Decision(ratio, threshold, None if threshold is None else name, "pareto", False))
+            for ratio in ratios for name, threshold in thresholds.items()]
