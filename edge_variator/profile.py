@@ -24,9 +24,10 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import jsonschema
 import torch
 
-from edge_variator.export.bundle import load_manifest, open_program, validate
+from edge_variator.export.bundle import SCHEMA_PATH, load_manifest, open_program, validate
 from edge_variator.files import write_bytes, write_json
 
 FORMAT = "edge-variator-latency-profile"
@@ -84,17 +85,15 @@ def measure(bundle_dir: str | Path, lengths: Sequence[int], repeats: int = 20, w
 
 
 def check_profile(profile: Mapping, manifest: Mapping | None = None) -> None:
-    """Raise ProfileError unless `profile` is well formed (and, given a manifest, covers its methods)."""
-    if not isinstance(profile, Mapping) or profile.get("format") != FORMAT or profile.get("version") != 1:
-        raise ProfileError(f"not a latency profile: expected format {FORMAT!r} version 1")
-    methods = profile.get("methods")
-    if not isinstance(methods, Mapping) or not methods:
-        raise ProfileError("the profile has no timed methods")
-    for name, per_length in methods.items():
-        for length, row in per_length.items():
-            if not length.isdigit() or not all(
-                    isinstance(row.get(k), int | float) and row[k] >= 0 for k in ("median_ms", "p90_ms")):
-                raise ProfileError(f"{name} at {length!r}: needs median_ms and p90_ms, non-negative numbers")
+    """Raise ProfileError unless `profile` follows the format (the manifest schema's latency_profile)
+    and, given a manifest, covers that bundle's methods and was measured on its model.pte."""
+    schema = json.loads(SCHEMA_PATH.read_text())
+    try:
+        jsonschema.validate(profile, {"$defs": schema["$defs"], "$ref": "#/$defs/latency_profile"})
+    except jsonschema.ValidationError as error:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise ProfileError(f"not a latency profile ({FORMAT} 1) at {where}: {error.message}") from None
+    methods = profile["methods"]
     if manifest is not None:
         missing = sorted(set(manifest["methods"]) - set(methods))
         if missing:

@@ -84,6 +84,10 @@ def test_a_profile_of_another_pte_or_missing_methods_is_refused(tiny_bundle, pro
         load_profile(tmp_path / "bad.json")
     with pytest.raises(ProfileError, match="not a latency profile"):
         check_profile({"format": "something else"})
+    negative = {"16": {"median_ms": -1.0, "p90_ms": 1.0}}
+    broken = {**profile, "methods": {**profile["methods"], "embed": negative}}
+    with pytest.raises(ProfileError, match="methods/embed/16/median_ms"):
+        check_profile(broken)
 
 
 def test_store_in_bundle_keeps_a_valid_manifest(bundle, profile):
