@@ -16,6 +16,7 @@ from edge_variator.encoder import ModelLoadError
 SHIPPED_ADAPTER = Path(__file__).parent / "default" / "mr_lora"
 SHIPPED_PLUGINS = Path(__file__).parent / "default" / "mr_plugins"  # k2/, k4/, k8/ on that adapter
 SHIPPED_SLENDER = Path(__file__).parent / "default" / "mr_slender"  # multi-exit, 1/4 width, fp16
+SHIPPED_BUNDLES = Path(__file__).parent / "default" / "bundles"  # default_bundle_name() -> its export
 
 
 def cmd_data(args: argparse.Namespace) -> None:
@@ -115,31 +116,49 @@ def default_checkpoint() -> tuple[Path, Path]:
     return SHIPPED_ADAPTER, SHIPPED_PLUGINS
 
 
-def default_bundle(rebuild: bool = False) -> tuple[Path, bool]:
-    """The bundle of default_checkpoint(), exported once and reused while its weights are unchanged.
-    Returns the folder and whether it was reused."""
+def default_bundle_name() -> str:
+    """`<checkpoint>-<key>`, the key a hash of the default checkpoint and its plugin sets: a bundle
+    of that name was exported from exactly these weights."""
     import hashlib
 
-    from edge_variator.export.bundle import BundleError, load_manifest, write_bundle
-    from edge_variator.export.bundle import load_model as load_for_export
     from edge_variator.files import file_sha256
     from edge_variator.task import checkpoint_sha256
 
     checkpoint, plugins = default_checkpoint()
-    sha = checkpoint_sha256(checkpoint)
-    key = hashlib.sha256(sha.encode())
+    key = hashlib.sha256(checkpoint_sha256(checkpoint).encode())
     for path in sorted(plugins.rglob("*.safetensors")):
         key.update(file_sha256(path).encode())
-    out = bundle_cache() / f"{checkpoint.name}-{key.hexdigest()[:12]}"
+    return f"{checkpoint.name}-{key.hexdigest()[:12]}"
+
+
+def default_bundle(rebuild: bool = False) -> tuple[Path, str]:
+    """The bundle of default_checkpoint(): the one in the cache, else the one shipped with the
+    install (exporting 31 methods takes about 8 minutes on 2 cores), copied to the cache because
+    `profile` writes into the manifest; else exported from the shipped weights. Returns the folder
+    and where it came from: "cached", "shipped" or "exported"."""
+    import shutil
+
+    from edge_variator.export.bundle import BundleError, load_manifest, write_bundle
+    from edge_variator.export.bundle import load_model as load_for_export
+    from edge_variator.files import atomic_directory
+    from edge_variator.task import checkpoint_sha256
+
+    checkpoint, plugins = default_checkpoint()
+    sha = checkpoint_sha256(checkpoint)
+    out = bundle_cache() / default_bundle_name()
     if not rebuild:
-        try:
-            load_manifest(out, expected_sha256=sha)
-            return out, True
-        except BundleError:
-            pass  # absent, stale or damaged: export it again
+        for origin, candidate in (("cached", out), ("shipped", SHIPPED_BUNDLES / out.name)):
+            try:
+                load_manifest(candidate, expected_sha256=sha)
+            except BundleError:
+                continue  # absent, stale or damaged
+            if candidate != out:
+                with atomic_directory(out) as tmp:
+                    shutil.copytree(candidate, tmp, dirs_exist_ok=True)
+            return out, origin
     model, tokenizer, source = load_for_export(checkpoint, plugins)
     write_bundle(model, tokenizer, source, out)
-    return out, False
+    return out, "exported"
 
 
 def demo_states():
@@ -165,10 +184,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     started = time.perf_counter()
     task = datasets.load_benchmark(datasets.DEFAULT_TASK)
-    bundle, reused = default_bundle(args.rebuild)
+    bundle, origin = default_bundle(args.rebuild)
     manifest = load_manifest(bundle)
     model = manifest["model"]
-    print(f"bundle {bundle} ({'reused' if reused else 'exported'}, {time.perf_counter() - started:.0f} s): "
+    print(f"bundle {bundle} ({origin}, {time.perf_counter() - started:.0f} s): "
           f"{manifest['backbone']['id']}, {model['layers']} layers x {model['hidden']} wide, "
           f"{model['heads']} heads, FFN {model['intermediate']}, ratios "
           f"{sorted(map(int, manifest['ratios']))}, {len(manifest['exits']['after_layers'])} exits, "

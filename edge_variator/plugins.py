@@ -37,6 +37,13 @@ class RatioError(ValueError):
     """A compression ratio that is not available (or a length it does not divide)."""
 
 
+def repeat_rows(x: torch.Tensor, times: int) -> torch.Tensor:
+    """(batch, m, d) -> (batch, m * times, d), each row `times` times in a row (repeat_interleave),
+    as a concat + reshape: XNNPACK runs both, repeat_interleave's expand it leaves out."""
+    batch, rows, dim = x.shape
+    return torch.cat([x] * times, dim=-1).reshape(batch, rows * times, dim)
+
+
 class CompressionPlugin(nn.Module):
     """Merge k -> 1 before the FFN and restore the length after it, for one layer."""
 
@@ -69,9 +76,9 @@ class CompressionPlugin(nn.Module):
 
     def restore(self, merged_output: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """(batch, n/k, d) FFN outputs -> (batch, n, d), corrected per token from its own input."""
-        from_merged = self.adapter_from_merged(merged_output).repeat_interleave(self.ratio, dim=1)
+        from_merged = repeat_rows(self.adapter_from_merged(merged_output), self.ratio)
         bottleneck = from_merged + self.adapter_from_token(hidden)
-        return merged_output.repeat_interleave(self.ratio, dim=1) + self.adapter_out(torch.tanh(bottleneck))
+        return repeat_rows(merged_output, self.ratio) + self.adapter_out(torch.tanh(bottleneck))
 
     def forward(self, hidden: torch.Tensor, ffn: FeedForward,
                 additive_mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -79,7 +79,10 @@ def tiny_shipped(tiny_tokenizer, tmp_path, monkeypatch):
     return checkpoint
 
 
-def test_demo_exports_profiles_and_runs_four_device_states(tiny_shipped, tmp_path, capsys):
+def test_demo_exports_profiles_and_runs_four_device_states(tiny_shipped, tmp_path, monkeypatch, capsys):
+    import edge_variator.cli as cli
+
+    monkeypatch.setattr(cli, "SHIPPED_BUNDLES", tmp_path / "shipped")
     plots = tmp_path / "plots"
     main(["demo", "--limit", "12", "--lengths", "16", "32", "--repeats", "2", "--plots", str(plots)])
     out = capsys.readouterr().out
@@ -90,7 +93,16 @@ def test_demo_exports_profiles_and_runs_four_device_states(tiny_shipped, tmp_pat
     assert [int(row[40:42]) for row in states] == [1, 2, 2, 2]  # the default policy on a k = 1, 2 bundle
     assert (plots / "latency_vs_depth.png").is_file() and (plots / "pareto.png").is_file()
     main(["demo", "--limit", "2", "--lengths", "16", "--repeats", "1", "--plots", str(plots)])
-    assert "(reused," in capsys.readouterr().out
+    assert "(cached," in capsys.readouterr().out
+    # a fresh install: no cache, the bundle shipped with the install; the demo works on a copy
+    (tmp_path / "shipped").mkdir()
+    name = cli.default_bundle_name()
+    shipped = (tmp_path / "bundles" / name).rename(tmp_path / "shipped" / name)
+    manifest = (shipped / "manifest.json").read_bytes()
+    main(["demo", "--limit", "2", "--lengths", "16", "--repeats", "1", "--plots", str(plots)])
+    assert "(shipped," in capsys.readouterr().out
+    assert (shipped / "manifest.json").read_bytes() == manifest
+    assert (tmp_path / "bundles" / shipped.name / "model.pte").is_file()
 
 
 @pytest.mark.slow
@@ -100,6 +112,50 @@ def test_demo_on_the_shipped_default_runs_the_mr_test_set(capsys, tmp_path):
     states = out.split("mean exit layer\n")[1].splitlines()[:4]
     accuracy = [float(row.split("%")[0].split()[-1]) for row in states]
     assert accuracy[0] > 75.0 and min(accuracy) > 70.0  # trained models, chance is 50
+
+
+def test_the_default_bundle_ships_for_exactly_the_shipped_weights():
+    """Retrained default weights need `python scripts/ship_bundle.py`, or the demo exports for 8 min."""
+    from edge_variator.cli import SHIPPED_BUNDLES, default_bundle_name, default_checkpoint
+    from edge_variator.export.bundle import load_manifest
+    from edge_variator.task import checkpoint_sha256
+
+    assert [p.name for p in SHIPPED_BUNDLES.iterdir()] == [default_bundle_name()]
+    bundle = SHIPPED_BUNDLES / default_bundle_name()
+    manifest = load_manifest(bundle, expected_sha256=checkpoint_sha256(default_checkpoint()[0]))
+    assert sorted(map(int, manifest["ratios"])) == [1, 2, 4, 8]
+    assert manifest["policy"] is None and manifest["latency_profile"] is None  # device facts come later
+    assert sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file()) < 40_000_000
+
+
+@pytest.mark.slow
+def test_a_fresh_export_of_the_default_computes_what_the_shipped_bundle_does(tmp_path, monkeypatch):
+    import json
+
+    import torch
+
+    from edge_variator.cli import SHIPPED_BUNDLES, default_bundle
+    from edge_variator.export.bundle import open_program
+
+    monkeypatch.setenv("EDGE_VARIATOR_BUNDLES", str(tmp_path))
+    fresh, origin = default_bundle(rebuild=True)
+    assert origin == "exported"
+    shipped = SHIPPED_BUNDLES / fresh.name
+    manifests = [json.loads((b / "manifest.json").read_text()) for b in (fresh, shipped)]
+    for manifest in manifests:  # the files' hashes differ: lowering is not byte-for-byte deterministic
+        manifest["files"]["executorch"].pop("sha256")
+        manifest["files"]["executorch"].pop("bytes")
+    assert manifests[0] == manifests[1]
+    programs = [open_program(b / "model.pte") for b in (fresh, shipped)]
+    hidden_size = manifests[0]["model"]["hidden"]
+    torch.manual_seed(0)
+    for length in (16, 64):
+        mask = torch.ones(1, length, dtype=torch.long)
+        for name in manifests[0]["methods"]:
+            inputs = ((torch.randint(1000, 2000, (1, length)),) if name == "embed"
+                      else (torch.randn(1, length, hidden_size), mask))
+            fresh_out, shipped_out = (p.load_method(name).execute(list(inputs))[0] for p in programs)
+            torch.testing.assert_close(fresh_out, shipped_out, atol=1e-5, rtol=1e-5, msg=name)
 
 
 def test_the_shipped_defaults_are_small():

@@ -37,7 +37,8 @@ def test_the_vectors_cover_at_least_fifty_steps_with_hysteresis_sequences():
 
 @pytest.mark.parametrize("case", VECTORS["cases"], ids=lambda case: case["name"])
 def test_shared_vector(case):
-    policy = Policy(VECTORS["tables"][case["table"]], VECTORS["ratios"], VECTORS["thresholds"])
+    policy = Policy(VECTORS["tables"][case["table"]], case.get("ratios", VECTORS["ratios"]),
+                    case.get("thresholds", VECTORS["thresholds"]))
     for step in case["steps"]:
         expect = step["expect"]
         if "error" in expect:

@@ -3,17 +3,22 @@ batched exit decisions of exits.py."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import RUNNER_TEXTS as TEXTS
 from conftest import tiny_model
 
-from edge_variator.exits import exit_decisions
+from edge_variator.exits import exit_decisions, uncertainty
 from edge_variator.export.bundle import load_manifest
 from edge_variator.plugins import set_ratio
 from edge_variator.runtime.policy import Decision, DeviceState, DeviceStateError
-from edge_variator.runtime.runner import BundleRunner, TorchRunner
+from edge_variator.runtime.runner import BundleRunner, Runner, TorchRunner
 from edge_variator.tokenizer import TextError
+
+EXIT_VECTORS = json.loads((Path(__file__).parent / "vectors" / "exits.json").read_text())
 
 
 def decision(ratio: int, threshold: float | None) -> Decision:
@@ -78,6 +83,39 @@ def test_bad_input_raises_typed_errors(tiny_bundle):
     assert runner.run("caf\u00e9 au lait".encode()).label in ("no", "yes")
     with pytest.raises(DeviceStateError, match="battery"):
         runner.run("fine", DeviceState(battery=float("nan")))
+
+
+class LogitsRunner(Runner):
+    """The runner's loop with each exit answering given logits: what the Kotlin and Swift ports check."""
+
+    def __init__(self, run: dict, tokenizer):
+        layers = [f"layer_{i}_k1" for i in range(run["layers"])]
+        manifest = {"model": {"labels": [str(i) for i in range(len(run["logits"][0]))]},
+                    "exits": {"after_layers": run["after_layers"], "criterion": run["criterion"],
+                              "thresholds": {}},
+                    "ratios": {"1": layers}, "policy": None}
+        super().__init__(manifest, tokenizer)
+        self.logits = dict(zip(run["after_layers"], run["logits"], strict=True))
+
+    def method(self, name):
+        if name.startswith("exit_"):
+            return lambda inputs: torch.tensor([self.logits[int(name[5:])]], dtype=torch.float64)
+        return lambda inputs: inputs[0]
+
+
+@pytest.mark.parametrize("run", EXIT_VECTORS["runs"], ids=lambda run: f"{run['criterion']}: {run['name']}")
+def test_the_runner_loop_stops_where_the_shared_exit_vectors_say(run, tiny_tokenizer):
+    result = LogitsRunner(run, tiny_tokenizer).run("a text", decision=decision(1, run["threshold"]))
+    assert (result.exit_layer, result.label_index) == (run["expect"]["exit_layer"], run["expect"]["label"])
+    assert result.uncertainty == pytest.approx(run["expect"]["score"], abs=1e-12)
+
+
+@pytest.mark.parametrize("case", EXIT_VECTORS["scores"],
+                         ids=lambda case: f"{case['criterion']} {case['logits'][:3]}")
+def test_uncertainty_is_what_the_shared_exit_vectors_say(case):
+    logits = torch.tensor(case["logits"], dtype=torch.float64)
+    assert uncertainty(logits, case["criterion"]).item() == pytest.approx(case["score"], abs=1e-12)
+    assert int(logits.argmax()) == case["label"]
 
 
 @pytest.mark.slow

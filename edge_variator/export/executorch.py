@@ -16,15 +16,18 @@ from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
     XNNPACKQuantizer,
     get_symmetric_quantization_config,
 )
-from executorch.exir import to_edge_transform_and_lower
+from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
+from executorch.exir.dialects._ops import ops as exir_ops
 from torch import nn
 from torch.export import ExportedProgram, export
+from torch.fx import GraphModule
+from torch.fx.passes.infra.pass_base import PassResult
 from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 from tqdm import tqdm
 
 from edge_variator.encoder import additive_mask
 from edge_variator.exits import MultiExitModel
-from edge_variator.export.pieces import attention_for, dynamic_shapes, example_inputs, export_piece, pieces
+from edge_variator.export.pieces import dynamic_shapes, example_inputs, export_piece, fused_ops, pieces
 from edge_variator.task import TaskModel
 from edge_variator.tokenizer import Tokenizer
 
@@ -54,7 +57,7 @@ def quantized_piece(name: str, module: nn.Module, hidden: int, max_length: int,
     config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True)
     quantizer = XNNPACKQuantizer().set_global(config)
     shapes = dynamic_shapes(name, max_length)
-    with torch.no_grad(), attention_for(module, fused=False):
+    with torch.no_grad(), fused_ops(module, fused=False):
         graph = export(module, example_inputs(name, hidden), dynamic_shapes=shapes).module()
         prepared = prepare_pt2e(graph, quantizer)
         for inputs in calibration:
@@ -82,7 +85,39 @@ def export_programs(model: TaskModel | MultiExitModel, max_length: int, ratios: 
     return programs
 
 
+def static_reshapes(graph_module: GraphModule) -> PassResult:
+    """Rewrite shape-only ops so that XNNPACK takes them: a view, squeeze or unsqueeze whose output
+    has at most one symbolic size becomes a view with -1 there (XNNPACK refuses symbolic sizes but
+    infers one), and an expand to the shape it already has goes. Left in, each such op is a portable
+    kernel that splits a layer into delegate islands (12 for a k = 4 layer; now 3)."""
+    view = exir_ops.edge.aten.view_copy.default
+    shape_only = {view, exir_ops.edge.aten.unsqueeze_copy.default, exir_ops.edge.aten.squeeze_copy.dims,
+                  exir_ops.edge.aten.squeeze_copy.dim}
+    changed = False
+    for node in list(graph_module.graph.nodes):
+        if node.op != "call_function":
+            continue
+        if node.target in shape_only:
+            shape = node.meta["val"].shape
+            symbolic = [i for i, size in enumerate(shape) if not isinstance(size, int)]
+            if len(symbolic) <= 1:
+                node.target = view
+                node.args = (node.args[0], [-1 if i in symbolic else size for i, size in enumerate(shape)])
+                changed = True
+        elif (node.target == exir_ops.edge.aten.expand_copy.default
+              and node.args[0].meta["val"].shape == node.meta["val"].shape):
+            node.replace_all_uses_with(node.args[0])
+            graph_module.graph.erase_node(node)
+            changed = True
+    graph_module.recompile()
+    return PassResult(graph_module, changed)
+
+
 def to_pte(programs: dict[str, ExportedProgram]) -> bytes:
-    """All methods lowered to XNNPACK together, as the bytes of one `.pte`."""
-    lowered = to_edge_transform_and_lower(programs, partitioner=[XnnpackPartitioner()])
+    """All methods lowered to XNNPACK together, as the bytes of one `.pte`. The edge IR check is
+    off: it re-verifies every op of every method (a quarter of the lowering time), and the
+    ExecuTorch runtime tests run every method against PyTorch instead."""
+    lowered = to_edge_transform_and_lower(programs, transform_passes=[static_reshapes],
+                                          partitioner=[XnnpackPartitioner()],
+                                          compile_config=EdgeCompileConfig(_check_ir_validity=False))
     return lowered.to_executorch().buffer

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 
 import torch
 from torch import nn
@@ -98,23 +99,41 @@ def dynamic_shapes(name: str, max_length: int) -> tuple[dict[int, Dim], ...]:
     return ({1: seq},) if name == "embed" else ({1: seq}, {1: seq})
 
 
+def matmul_layer_norm(norm: nn.LayerNorm, averager: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """LayerNorm with its two means as products with a constant (1, d) row of 1/d: XNNPACK has no
+    LayerNorm and its mean only pools 4-D tensors, so each native LayerNorm is a portable kernel
+    that splits a layer into delegate islands; linear, sub, mul and rsqrt it runs in one. (The
+    averager is made outside the trace, so that it is a constant weight, not a traced `full`.)"""
+    centred = hidden - nn.functional.linear(hidden, averager)
+    variance = nn.functional.linear(centred * centred, averager)
+    return centred * torch.rsqrt(variance + norm.eps) * norm.weight + norm.bias
+
+
 @contextmanager
-def attention_for(module: nn.Module, fused: bool) -> Iterator[None]:
-    """Trace attention as SDPA (fused: Core ML's attention op) or as matmul + softmax (ExecuTorch:
-    XNNPACK runs it whole, 1.3x faster at 256 tokens than SDPA's decomposition); then put it back."""
+def fused_ops(module: nn.Module, fused: bool) -> Iterator[None]:
+    """Trace attention and LayerNorm as fused ops (Core ML's SDPA and layer_norm) or as plain ones
+    that XNNPACK runs whole (bmm + softmax, about 1.3x faster at 256 tokens than SDPA's
+    decomposition; matmul_layer_norm); then put the modules back."""
     attentions = [m for m in module.modules() if isinstance(m, SelfAttention)]
+    norms = [m for m in module.modules() if isinstance(m, nn.LayerNorm)]
     before = [m.fused for m in attentions]
     for attention in attentions:
         attention.fused = fused
+    if not fused:
+        for norm in norms:
+            averager = torch.full((1, norm.normalized_shape[-1]), 1.0 / norm.normalized_shape[-1])
+            norm.forward = partial(matmul_layer_norm, norm, averager)
     try:
         yield
     finally:
         for attention, fused_before in zip(attentions, before, strict=True):
             attention.fused = fused_before
+        for norm in norms:
+            norm.__dict__.pop("forward", None)
 
 
 def export_piece(name: str, module: nn.Module, hidden: int, max_length: int,
                  fused_attention: bool = False) -> ExportedProgram:
     """torch.export one piece at a dynamic length; unfused attention (for ExecuTorch) by default."""
-    with torch.no_grad(), attention_for(module, fused_attention):
+    with torch.no_grad(), fused_ops(module, fused_attention):
         return export(module, example_inputs(name, hidden), dynamic_shapes=dynamic_shapes(name, max_length))

@@ -1,0 +1,36 @@
+"""Export the default bundle afresh and ship it with the install (edge_variator/default/bundles/).
+
+    python scripts/ship_bundle.py
+
+Run after the default weights (edge_variator/default/mr_slender or its plugins) change: the bundle's
+folder name carries a hash of those weights, so a stale bundle is never used, and
+tests/test_cli.py fails until the new one is shipped. Exporting takes about 8 minutes on 2 cores;
+the shipped copy is what lets `edge-variator demo` run in about a minute and a half from a fresh
+install. `pytest -m slow tests/test_cli.py` checks that a fresh export computes what it does.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+
+from edge_variator.cli import SHIPPED_BUNDLES, default_bundle
+from edge_variator.files import atomic_directory
+
+
+def main() -> None:
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["EDGE_VARIATOR_BUNDLES"] = cache
+        fresh, _ = default_bundle(rebuild=True)
+        with atomic_directory(SHIPPED_BUNDLES) as tmp:
+            shutil.copytree(fresh, tmp / fresh.name)
+    size = sum(f.stat().st_size for f in (SHIPPED_BUNDLES / fresh.name).rglob("*") if f.is_file())
+    print(f"shipped {SHIPPED_BUNDLES / fresh.name} ({size / 1e6:.1f} MB) in "
+          f"{time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
