@@ -98,15 +98,17 @@ def check_policy(table: Mapping, ratios: Sequence[int], thresholds: Mapping[str,
     if not rules or not isinstance(rules, list):
         raise PolicyError("the policy table needs a non-empty list of rules")
     margin = table.get("battery_margin", DEFAULT_BATTERY_MARGIN)
-    if not isinstance(margin, int | float) or not 0 <= margin < 1:
+    if isinstance(margin, bool) or not isinstance(margin, int | float) or not 0 <= margin < 1:
         raise PolicyError(f"battery_margin must be from 0 to 1, not {margin!r}")
     names = set()
     for rule in rules:
+        if not isinstance(rule, Mapping) or not isinstance(rule.get("when", {}), Mapping):
+            raise PolicyError(f"every rule is an object with a 'when' object, not {rule!r}")
         name = rule.get("name")
         if not isinstance(name, str) or name in names:
             raise PolicyError(f"every rule needs a unique name; {name!r} is missing or repeated")
         names.add(name)
-        if rule.get("ratio") not in ratios:
+        if isinstance(rule.get("ratio"), bool) or rule.get("ratio") not in ratios:  # True == 1 in Python
             raise PolicyError(f"rule {name!r} asks for ratio {rule.get('ratio')!r}, but the bundle has "
                               f"only {sorted(ratios)}")
         threshold = rule.get("threshold")
@@ -119,12 +121,18 @@ def check_policy(table: Mapping, ratios: Sequence[int], thresholds: Mapping[str,
             raise PolicyError(f"rule {name!r} has unknown conditions {sorted(unknown)}; known: {CONDITIONS}")
         if "thermal_at_least" in when and when["thermal_at_least"] not in THERMAL_STATES:
             raise PolicyError(f"rule {name!r}: thermal_at_least must be one of {THERMAL_STATES}")
-        if "battery_below" in when and not 0 < when["battery_below"] <= 1:
-            raise PolicyError(f"rule {name!r}: battery_below must be in (0, 1]")
+        below = when.get("battery_below", 0.5)
+        if isinstance(below, bool) or not isinstance(below, int | float) or not 0 < below <= 1:
+            raise PolicyError(f"rule {name!r}: battery_below must be a number in (0, 1]")
+        for flag in ("charging", "low_power"):
+            if flag in when and not isinstance(when[flag], bool):
+                raise PolicyError(f"rule {name!r}: {flag} must be true or false, not {when[flag]!r}")
     if rules[-1].get("when"):
         raise PolicyError(f"the last rule ({rules[-1]['name']!r}) must have no conditions, so that "
                           "every state gets a decision")
     latency = table.get("latency_ms")
+    if latency is not None and not isinstance(latency, Mapping):
+        raise PolicyError(f"latency_ms must map each ratio to milliseconds, not {latency!r}")
     if latency is not None:
         missing = [k for k in ratios if str(k) not in latency]
         if missing:
