@@ -1,0 +1,459 @@
+import Foundation
+
+// The runtime policy, ported from edge_variator/runtime/policy.py (the reference): from the
+// device's state to the compression ratio k and the exit threshold. The rules live in the bundle
+// manifest; tests/vectors/policy.json holds the cases the Python, Kotlin and Swift versions pass.
+
+/// iOS `ProcessInfo.ThermalState` names, in order: a rule's `thermal_at_least` holds at or above it.
+public enum ThermalState: String, CaseIterable, Comparable, Sendable {
+    case nominal, fair, serious, critical
+
+    /// A state by its name, exactly as written (no case folding: "Serious" is refused).
+    public init(name: String) throws {
+        guard let state = ThermalState(rawValue: name) else { throw DeviceStateError.unknownThermal(name) }
+        self = state
+    }
+
+    /// `ProcessInfo.ThermalState.rawValue` (0 nominal ... 3 critical), so the mapping is testable
+    /// where ProcessInfo has no thermal state (Linux); the app passes `thermalState.rawValue`.
+    public init(processInfoRawValue value: Int) throws {
+        guard ThermalState.allCases.indices.contains(value) else {
+            throw DeviceStateError.unknownThermal("ProcessInfo.ThermalState(rawValue: \(value))")
+        }
+        self = ThermalState.allCases[value]
+    }
+
+    /// Android's PowerManager.getCurrentThermalStatus() (0...6) onto the four states: LIGHT and
+    /// MODERATE throttle little (fair), SEVERE is where Android asks apps to cut work (serious),
+    /// above that is critical. For parity with the Kotlin port.
+    public static func fromAndroid(_ status: Int) throws -> ThermalState {
+        switch status {
+        case 0: return .nominal
+        case 1, 2: return .fair
+        case 3: return .serious
+        case 4, 5, 6: return .critical
+        default: throw DeviceStateError.androidThermal(status)
+        }
+    }
+
+    public static let androidNames = ["NONE", "LIGHT", "MODERATE", "SEVERE", "CRITICAL", "EMERGENCY", "SHUTDOWN"]
+
+    var level: Int { ThermalState.allCases.firstIndex(of: self)! }
+
+    public static func < (lhs: ThermalState, rhs: ThermalState) -> Bool { lhs.level < rhs.level }
+}
+
+/// A device state the policy cannot decide on.
+public enum DeviceStateError: Error, Equatable, CustomStringConvertible, LocalizedError {
+    case battery(Double)
+    case unknownThermal(String)
+    case budget(Double)
+    case androidThermal(Int)
+
+    public var description: String {
+        switch self {
+        case .battery(let value):
+            return "battery must be from 0 to 1 (a fraction, not a percentage), not \(value)"
+        case .unknownThermal(let name):
+            return "unknown thermal state '\(name)'; use one of \(ThermalState.allCases.map(\.rawValue)) "
+                + "(ThermalState.fromAndroid maps Android's THERMAL_STATUS_* levels)"
+        case .budget(let value):
+            return "budget_ms must be a positive number of milliseconds or nil, not \(value)"
+        case .androidThermal(let status):
+            return "Android thermal status must be 0...6 (THERMAL_STATUS_NONE...SHUTDOWN), not \(status)"
+        }
+    }
+
+    public var errorDescription: String? { description }
+}
+
+/// A policy table that cannot be used with this bundle.
+public enum PolicyError: Error, Equatable, CustomStringConvertible, LocalizedError {
+    case noRules
+    case batteryMargin(String)
+    case ruleNotObject(Int)
+    case ruleName(String)
+    case unknownRatio(rule: String, ratio: String, ratios: [Int])
+    case unknownThreshold(rule: String, threshold: String, thresholds: [String])
+    case badCondition(rule: String, problem: String)
+    case lastRuleHasConditions(String)
+    case latency(String)
+    case noRatioAtMost(Int, ratios: [Int])
+
+    public var description: String {
+        switch self {
+        case .noRules:
+            return "the policy table needs a non-empty list of rules"
+        case .batteryMargin(let value):
+            return "battery_margin must be from 0 to 1, not \(value)"
+        case .ruleNotObject(let index):
+            return "rule \(index) is not an object with name, when, ratio and threshold"
+        case .ruleName(let name):
+            return "every rule needs a unique name; \(name) is missing or repeated"
+        case .unknownRatio(let rule, let ratio, let ratios):
+            return "rule '\(rule)' asks for ratio \(ratio), but the bundle has only \(ratios.sorted())"
+        case .unknownThreshold(let rule, let threshold, let thresholds):
+            let known = thresholds.isEmpty ? "none" : "\(thresholds.sorted())"
+            return "rule '\(rule)' names exit threshold \(threshold), but the bundle has \(known)"
+        case .badCondition(let rule, let problem):
+            return "rule '\(rule)': \(problem)"
+        case .lastRuleHasConditions(let rule):
+            return "the last rule ('\(rule)') must have no conditions, so that every state gets a decision"
+        case .latency(let problem):
+            return "latency_ms \(problem)"
+        case .noRatioAtMost(let wanted, let ratios):
+            return "the bundle has no ratio of at most \(wanted) (ratios \(ratios.sorted())); every bundle has k = 1"
+        }
+    }
+
+    public var errorDescription: String? { description }
+}
+
+/// What the phone is doing now. Built only valid: the initializer throws DeviceStateError.
+public struct DeviceState: Equatable, Sendable {
+    public let battery: Double  // 0...1
+    public let charging: Bool
+    public let lowPower: Bool
+    public let thermal: ThermalState
+    public let budgetMs: Double?  // a latency budget for one run, or nil
+
+    public init(battery: Double, charging: Bool = false, lowPower: Bool = false,
+                thermal: ThermalState = .nominal, budgetMs: Double? = nil) throws {
+        guard battery >= 0, battery <= 1 else { throw DeviceStateError.battery(battery) }  // NaN fails both
+        if let budget = budgetMs, !(budget > 0) { throw DeviceStateError.budget(budget) }  // +inf is a budget
+        self.battery = battery
+        self.charging = charging
+        self.lowPower = lowPower
+        self.thermal = thermal
+        self.budgetMs = budgetMs
+    }
+
+    /// With the thermal state by name, as Python's DeviceState(thermal="serious") takes it.
+    public init(battery: Double, charging: Bool = false, lowPower: Bool = false, thermalName: String,
+                budgetMs: Double? = nil) throws {
+        try self.init(battery: battery, charging: charging, lowPower: lowPower,
+                      thermal: ThermalState(name: thermalName), budgetMs: budgetMs)
+    }
+}
+
+/// One rule's conditions: all that are set must hold.
+public struct Conditions: Equatable, Sendable {
+    public var thermalAtLeast: ThermalState?
+    public var batteryBelow: Double?
+    public var charging: Bool?
+    public var lowPower: Bool?
+
+    public init(thermalAtLeast: ThermalState? = nil, batteryBelow: Double? = nil, charging: Bool? = nil,
+                lowPower: Bool? = nil) {
+        self.thermalAtLeast = thermalAtLeast
+        self.batteryBelow = batteryBelow
+        self.charging = charging
+        self.lowPower = lowPower
+    }
+
+    public var isEmpty: Bool { thermalAtLeast == nil && batteryBelow == nil && charging == nil && lowPower == nil }
+
+    public static let names = ["thermal_at_least", "battery_below", "charging", "low_power"]
+}
+
+public struct Rule: Equatable, Sendable {
+    public var name: String
+    public var when: Conditions
+    public var ratio: Int
+    public var threshold: String?  // a name in manifest.exits.thresholds; nil: no early exit
+
+    public init(name: String, when: Conditions = Conditions(), ratio: Int, threshold: String?) {
+        self.name = name
+        self.when = when
+        self.ratio = ratio
+        self.threshold = threshold
+    }
+}
+
+/// A policy table (`manifest["policy"]`), typed. Build one from JSON with `checkPolicy`.
+public struct PolicyTable: Equatable, Sendable {
+    public static let defaultBatteryMargin = 0.05
+
+    public var batteryMargin: Double
+    public var rules: [Rule]
+    public var latencyMs: [Int: Double]?  // every layer at each ratio on the target device
+
+    public init(batteryMargin: Double = PolicyTable.defaultBatteryMargin, rules: [Rule],
+                latencyMs: [Int: Double]? = nil) {
+        self.batteryMargin = batteryMargin
+        self.rules = rules
+        self.latencyMs = latencyMs
+    }
+
+    /// The table as the manifest writes it.
+    public var json: JSONValue {
+        func conditions(_ when: Conditions) -> JSONValue {
+            var object: [String: JSONValue] = [:]
+            if let thermal = when.thermalAtLeast { object["thermal_at_least"] = .string(thermal.rawValue) }
+            if let below = when.batteryBelow { object["battery_below"] = .number(below) }
+            if let charging = when.charging { object["charging"] = .bool(charging) }
+            if let lowPower = when.lowPower { object["low_power"] = .bool(lowPower) }
+            return .object(object)
+        }
+        let rules: [JSONValue] = rules.map { rule in
+            .object(["name": .string(rule.name), "when": conditions(rule.when), "ratio": .number(Double(rule.ratio)),
+                     "threshold": rule.threshold.map(JSONValue.string) ?? .null])
+        }
+        let latency: JSONValue = latencyMs.map { table in
+            .object(Dictionary(uniqueKeysWithValues: table.map { (String($0.key), JSONValue.number($0.value)) }))
+        } ?? .null
+        return .object(["battery_margin": .number(batteryMargin), "latency_ms": latency, "rules": .array(rules)])
+    }
+}
+
+public struct Decision: Equatable, Sendable {
+    public let ratio: Int
+    public let threshold: Double?  // nil: no early exit, every layer runs
+    public let thresholdName: String?
+    public let rule: String  // the rule that matched
+    public let budgetApplied: Bool  // the latency budget raised the ratio above the rule's
+
+    public init(ratio: Int, threshold: Double?, thresholdName: String?, rule: String, budgetApplied: Bool) {
+        self.ratio = ratio
+        self.threshold = threshold
+        self.thresholdName = thresholdName
+        self.rule = rule
+        self.budgetApplied = budgetApplied
+    }
+}
+
+// MARK: - Checking a table
+
+private func show(_ value: JSONValue?) -> String { value.map(\.description) ?? "missing" }
+
+/// The ratio a rule asks for: a JSON number equal to an integer (4 or 4.0, as Python's `in` takes it).
+private func integer(_ value: JSONValue?) -> Int? {
+    guard let number = value?.numberValue, number == number.rounded(), abs(number) < 1e9 else { return nil }
+    return Int(number)
+}
+
+/// Check a policy table as the manifest holds it (JSON) and return it typed; throws PolicyError
+/// for every table `check_policy` refuses. Stricter than Python where Python would accept a value
+/// and then misbehave: booleans are not numbers, `charging`/`low_power` must be booleans, a rule
+/// and its `when` must be objects, latency keys integers and values numbers.
+public func checkPolicy(_ table: JSONValue, ratios: [Int], thresholds: [String: Double]) throws -> PolicyTable {
+    guard let rulesJSON = table["rules"]?.arrayValue, !rulesJSON.isEmpty else { throw PolicyError.noRules }
+    var margin = PolicyTable.defaultBatteryMargin
+    if let value = table["battery_margin"] {
+        guard let number = value.numberValue, number >= 0, number < 1 else {
+            throw PolicyError.batteryMargin(value.description)
+        }
+        margin = number
+    }
+    var rules: [Rule] = []
+    for (index, ruleJSON) in rulesJSON.enumerated() {
+        guard let object = ruleJSON.objectValue else { throw PolicyError.ruleNotObject(index) }
+        guard let name = object["name"]?.stringValue else { throw PolicyError.ruleName(show(object["name"])) }
+        guard let ratio = integer(object["ratio"]) else {
+            throw PolicyError.unknownRatio(rule: name, ratio: show(object["ratio"]), ratios: ratios)
+        }
+        let threshold: String?
+        switch object["threshold"] {
+        case nil, .null?: threshold = nil
+        case .string(let value)?: threshold = value
+        case let other?:
+            throw PolicyError.unknownThreshold(rule: name, threshold: other.description,
+                                               thresholds: Array(thresholds.keys))
+        }
+        var when = Conditions()
+        if let whenJSON = object["when"] {
+            guard let conditions = whenJSON.objectValue else {
+                throw PolicyError.badCondition(rule: name, problem: "when must be an object, not \(whenJSON)")
+            }
+            let unknown = conditions.keys.filter { !Conditions.names.contains($0) }.sorted()
+            if !unknown.isEmpty {
+                throw PolicyError.badCondition(rule: name, problem: "unknown conditions \(unknown); known: \(Conditions.names)")
+            }
+            if let value = conditions["thermal_at_least"] {
+                guard let state = value.stringValue.flatMap(ThermalState.init(rawValue:)) else {
+                    throw PolicyError.badCondition(
+                        rule: name, problem: "thermal_at_least must be one of \(ThermalState.allCases.map(\.rawValue)), not \(value)")
+                }
+                when.thermalAtLeast = state
+            }
+            if let value = conditions["battery_below"] {
+                guard let below = value.numberValue, below > 0, below <= 1 else {
+                    throw PolicyError.badCondition(rule: name, problem: "battery_below must be in (0, 1], not \(value)")
+                }
+                when.batteryBelow = below
+            }
+            for key in ["charging", "low_power"] {
+                guard let value = conditions[key] else { continue }
+                guard let flag = value.boolValue else {
+                    throw PolicyError.badCondition(rule: name, problem: "\(key) must be true or false, not \(value)")
+                }
+                if key == "charging" { when.charging = flag } else { when.lowPower = flag }
+            }
+        }
+        rules.append(Rule(name: name, when: when, ratio: ratio, threshold: threshold))
+    }
+    var latency: [Int: Double]?
+    if let value = table["latency_ms"], !value.isNull {
+        guard let object = value.objectValue else { throw PolicyError.latency("must be an object (ratio -> ms), not \(value)") }
+        var parsed: [Int: Double] = [:]
+        for (key, ms) in object {
+            guard let ratio = Int(key) else { throw PolicyError.latency("has a key that is not a ratio: '\(key)'") }
+            guard let number = ms.numberValue else { throw PolicyError.latency("of ratio \(key) must be a number, not \(ms)") }
+            parsed[ratio] = number
+        }
+        latency = parsed
+    }
+    let typed = PolicyTable(batteryMargin: margin, rules: rules, latencyMs: latency)
+    try checkPolicy(typed, ratios: ratios, thresholds: thresholds)
+    return typed
+}
+
+/// Throw PolicyError unless every rule can be carried out by a bundle with these ratios and thresholds.
+public func checkPolicy(_ table: PolicyTable, ratios: [Int], thresholds: [String: Double]) throws {
+    if table.rules.isEmpty { throw PolicyError.noRules }
+    if !(table.batteryMargin >= 0 && table.batteryMargin < 1) {
+        throw PolicyError.batteryMargin(String(table.batteryMargin))
+    }
+    var names = Set<String>()
+    for rule in table.rules {
+        if names.contains(rule.name) { throw PolicyError.ruleName("'\(rule.name)'") }
+        names.insert(rule.name)
+        if !ratios.contains(rule.ratio) {
+            throw PolicyError.unknownRatio(rule: rule.name, ratio: String(rule.ratio), ratios: ratios)
+        }
+        if let threshold = rule.threshold, thresholds[threshold] == nil {
+            throw PolicyError.unknownThreshold(rule: rule.name, threshold: "'\(threshold)'",
+                                               thresholds: Array(thresholds.keys))
+        }
+        if let below = rule.when.batteryBelow, !(below > 0 && below <= 1) {
+            throw PolicyError.badCondition(rule: rule.name, problem: "battery_below must be in (0, 1], not \(below)")
+        }
+    }
+    if let last = table.rules.last, !last.when.isEmpty { throw PolicyError.lastRuleHasConditions(last.name) }
+    if let latency = table.latencyMs {
+        let missing = ratios.filter { latency[$0] == nil }
+        if !missing.isEmpty { throw PolicyError.latency("lacks ratios \(missing)") }
+    }
+}
+
+// MARK: - Deciding
+
+private func matches(_ when: Conditions, _ state: DeviceState, active: Bool, margin: Double) -> Bool {
+    if let least = when.thermalAtLeast, state.thermal < least { return false }
+    if let charging = when.charging, state.charging != charging { return false }
+    if let lowPower = when.lowPower, state.lowPower != lowPower { return false }
+    if let below = when.batteryBelow {
+        // Hysteresis: the rule that matched last time holds until battery_below + margin.
+        let limit = below + (active ? margin : 0.0)
+        if !(state.battery < limit) { return false }
+    }
+    return true
+}
+
+/// The decision for one state; `activeRule` is the rule that matched the previous call (hysteresis).
+/// The table must have passed checkPolicy (its last rule matches every state).
+public func decide(_ table: PolicyTable, thresholds: [String: Double], state: DeviceState,
+                   activeRule: String? = nil) -> Decision {
+    let rule = table.rules.first { matches($0.when, state, active: $0.name == activeRule, margin: table.batteryMargin) }
+        ?? table.rules[table.rules.count - 1]
+    var ratio = rule.ratio
+    var budgetApplied = false
+    if let budget = state.budgetMs, let latency = table.latencyMs, !latency.isEmpty {
+        let candidates = latency.keys.filter { $0 >= rule.ratio }.sorted()  // least compressed first
+        if let last = candidates.last {
+            ratio = candidates.first { latency[$0]! <= budget } ?? last
+            budgetApplied = ratio != rule.ratio
+        }
+    }
+    let threshold = rule.threshold.flatMap { thresholds[$0] }
+    return Decision(ratio: ratio, threshold: threshold, thresholdName: rule.threshold, rule: rule.name,
+                    budgetApplied: budgetApplied)
+}
+
+/// The stateful policy an app holds: remembers the active rule so the ratio does not flap.
+public final class Policy {
+    public let table: PolicyTable
+    public let thresholds: [String: Double]
+    public private(set) var activeRule: String?
+
+    public init(table: PolicyTable, ratios: [Int], thresholds: [String: Double]) throws {
+        try checkPolicy(table, ratios: ratios, thresholds: thresholds)
+        var table = table
+        if let latency = table.latencyMs, !latency.isEmpty {  // only the bundle's ratios take part
+            table.latencyMs = latency.filter { ratios.contains($0.key) }
+        }
+        self.table = table
+        self.thresholds = thresholds
+    }
+
+    /// A table as JSON (checked with checkPolicy first).
+    public convenience init(json: JSONValue, ratios: [Int], thresholds: [String: Double]) throws {
+        try self.init(table: checkPolicy(json, ratios: ratios, thresholds: thresholds), ratios: ratios,
+                      thresholds: thresholds)
+    }
+
+    /// The manifest's table, or defaultPolicy for the bundle's ratios when it has none (null or {}).
+    public convenience init(manifest: Manifest) throws {
+        let ratios = manifest.ratioValues
+        let thresholds = manifest.exits.thresholds
+        if let table = manifest.policy, table.isTruthy {
+            try self.init(json: table, ratios: ratios, thresholds: thresholds)
+        } else {
+            try self.init(table: defaultPolicy(ratios: ratios, thresholds: thresholds), ratios: ratios,
+                          thresholds: thresholds)
+        }
+    }
+
+    public func decide(_ state: DeviceState) -> Decision {
+        let decision = EdgeVariatorPolicy.decide(table, thresholds: thresholds, state: state, activeRule: activeRule)
+        activeRule = decision.rule
+        return decision
+    }
+
+    /// Forget the active rule (a new session: no hysteresis from before).
+    public func reset() { activeRule = nil }
+}
+
+/// A table for a bundle that has none: the hotter the phone and the emptier the battery, the
+/// stronger the compression and the earlier the exit. Each level asks for k = 1, 2, 4, 8 and gets
+/// the largest ratio the bundle has that is no larger.
+public func defaultPolicy(ratios: [Int], thresholds: [String: Double]) throws -> PolicyTable {
+    func ratio(_ wanted: Int) throws -> Int {
+        guard let best = ratios.filter({ $0 <= wanted }).max() else {
+            throw PolicyError.noRatioAtMost(wanted, ratios: ratios)
+        }
+        return best
+    }
+    // By value, then name, as Python sorts (value, name) pairs.
+    let byValue = thresholds.keys.sorted { (thresholds[$0]!, $0) < (thresholds[$1]!, $1) }
+    let careful = byValue.first  // the lowest threshold: the smallest accuracy drop
+    let eager = byValue.last
+    let levels: [(String, Conditions, Int, String?)] = [
+        ("critical", Conditions(thermalAtLeast: .critical), 8, eager),
+        ("low_power", Conditions(lowPower: true), 8, eager),
+        ("serious", Conditions(thermalAtLeast: .serious), 4, eager),
+        ("battery_low", Conditions(batteryBelow: 0.2, charging: false), 4, eager),
+        ("fair", Conditions(thermalAtLeast: .fair), 2, careful),
+        ("battery_half", Conditions(batteryBelow: 0.5, charging: false), 2, careful),
+        ("default", Conditions(), 1, careful),
+    ]
+    return PolicyTable(batteryMargin: PolicyTable.defaultBatteryMargin,
+                       rules: try levels.map { Rule(name: $0.0, when: $0.1, ratio: try ratio($0.2), threshold: $0.3) },
+                       latencyMs: nil)
+}
+
+#if canImport(Darwin)
+extension ThermalState {
+    /// The app's `ProcessInfo.processInfo.thermalState`; a state a later iOS adds counts as critical
+    /// (the policy then compresses most, the safe side for a phone that reports something new).
+    public init(_ state: ProcessInfo.ThermalState) {
+        switch state {
+        case .nominal: self = .nominal
+        case .fair: self = .fair
+        case .serious: self = .serious
+        case .critical: self = .critical
+        @unknown default: self = .critical
+        }
+    }
+}
+#endif

@@ -1,0 +1,154 @@
+import Foundation
+import XCTest
+@testable import EdgeVariatorPolicy
+
+/// What the vectors do not spell out: the iOS thermal mapping, the messages, the places where the
+/// port is stricter than Python on types, and the budget edge cases.
+final class PolicyBehaviourTests: XCTestCase {
+    let thresholds = ["drop_1": 0.6, "drop_2": 0.7]
+
+    func testIOSThermalStateNamesAndRawValues() throws {
+        let tally = Tally("policy.ios_thermal")
+        // ProcessInfo.ThermalState: nominal = 0, fair = 1, serious = 2, critical = 3.
+        for (raw, name) in ["nominal", "fair", "serious", "critical"].enumerated() {
+            let byRaw = try? ThermalState(processInfoRawValue: raw)
+            let byName = try? ThermalState(name: name)
+            tally.record("ProcessInfo.ThermalState(rawValue: \(raw)) is \(name)",
+                         byRaw?.rawValue == name && byName == byRaw ? [] : ["got \(String(describing: byRaw))"])
+        }
+        for raw in [-1, 4] {
+            tally.record("ProcessInfo raw value \(raw) is refused",
+                         (try? ThermalState(processInfoRawValue: raw)) == nil ? [] : ["accepted"])
+        }
+        tally.record("nominal < fair < serious < critical",
+                     ThermalState.allCases == ThermalState.allCases.sorted() && ThermalState.nominal < .critical ? [] : ["order"])
+        tally.summary()
+    }
+
+    func testErrorsNameTheProblem() {
+        let tally = Tally("policy.messages")
+        func message(_ make: () throws -> Any) -> String {
+            do { _ = try make(); return "" } catch { return "\(error)" }
+        }
+        let cases: [(String, String, [String])] = [
+            ("percentage battery", message { try DeviceState(battery: 55) }, ["battery", "55", "fraction"]),
+            ("NaN battery", message { try DeviceState(battery: .nan) }, ["battery", "nan"]),
+            ("unknown thermal", message { try DeviceState(battery: 1, thermalName: "Serious") }, ["thermal", "Serious", "nominal"]),
+            ("zero budget", message { try DeviceState(battery: 1, budgetMs: 0) }, ["budget_ms", "0"]),
+            ("Android 7", message { try ThermalState.fromAndroid(7) }, ["Android", "7"]),
+            ("unknown ratio", message {
+                try Policy(json: .object(["rules": .array([.object(["name": .string("d"), "when": .object([:]),
+                                                                   "ratio": .number(4), "threshold": .null])])]),
+                           ratios: [1, 2], thresholds: [:])
+            }, ["ratio 4", "[1, 2]", "'d'"]),
+            ("latency lacks ratios", message {
+                try Policy(json: .object(["latency_ms": .object(["1": .number(10)]),
+                                          "rules": .array([.object(["name": .string("d"), "when": .object([:]),
+                                                                    "ratio": .number(1), "threshold": .null])])]),
+                           ratios: [1, 2], thresholds: [:])
+            }, ["latency_ms", "[2]"]),
+        ]
+        for (what, text, needles) in cases {
+            let missing = needles.filter { !text.contains($0) }
+            tally.record(what, missing.isEmpty ? [] : ["message \"\(text)\" lacks \(missing)"])
+        }
+        tally.summary()
+    }
+
+    /// Tables Python accepts through its types' looseness (True == 1, a string for a boolean) and
+    /// then misapplies: the port refuses them with PolicyError.
+    func testStricterThanPythonOnTypes() {
+        let tally = Tally("policy.types")
+        func rule(_ fields: [String: JSONValue]) -> JSONValue {
+            var base: [String: JSONValue] = ["name": .string("r"), "when": .object([:]), "ratio": .number(1), "threshold": .null]
+            base.merge(fields) { $1 }
+            return .object(base)
+        }
+        let fallback = rule(["name": .string("default")])
+        let tables: [(String, JSONValue)] = [
+            ("ratio true", .object(["rules": .array([rule(["ratio": .bool(true)])])])),
+            ("ratio as a string", .object(["rules": .array([rule(["ratio": .string("1")])])])),
+            ("charging as a string", .object(["rules": .array([rule(["when": .object(["charging": .string("yes")])]), fallback])])),
+            ("low_power as 1", .object(["rules": .array([rule(["when": .object(["low_power": .number(1)])]), fallback])])),
+            ("battery_below true", .object(["rules": .array([rule(["when": .object(["battery_below": .bool(true)])]), fallback])])),
+            ("battery_below 0", .object(["rules": .array([rule(["when": .object(["battery_below": .number(0)])]), fallback])])),
+            ("battery_below 1.5", .object(["rules": .array([rule(["when": .object(["battery_below": .number(1.5)])]), fallback])])),
+            ("when is a list", .object(["rules": .array([rule(["when": .array([])])])])),
+            ("threshold is a number", .object(["rules": .array([rule(["threshold": .number(0.6)])])])),
+            ("battery_margin 1", .object(["battery_margin": .number(1), "rules": .array([fallback])])),
+            ("battery_margin null", .object(["battery_margin": .null, "rules": .array([fallback])])),
+            ("latency_ms a list", .object(["latency_ms": .array([.string("1")]), "rules": .array([fallback])])),
+            ("latency_ms value a string", .object(["latency_ms": .object(["1": .string("10")]), "rules": .array([fallback])])),
+            ("rules not a list", .object(["rules": .object([:])])),
+            ("table not an object", .array([])),
+            ("rule not an object", .object(["rules": .array([.string("default")])])),
+            ("name missing", .object(["rules": .array([.object(["when": .object([:]), "ratio": .number(1), "threshold": .null])])])),
+        ]
+        for (what, table) in tables {
+            do {
+                _ = try Policy(json: table, ratios: [1], thresholds: thresholds)
+                tally.record(what, ["accepted; expected PolicyError"])
+            } catch is PolicyError {
+                tally.record(what, [])
+            } catch {
+                tally.record(what, ["expected PolicyError, got \(error)"])
+            }
+        }
+        // What Python accepts the port accepts too: 4.0 for 4, a missing "when", extra latency ratios.
+        let loose: JSONValue = .object([
+            "latency_ms": .object(["1": .number(10), "2": .number(5), "16": .number(1)]),
+            "rules": .array([.object(["name": .string("default"), "ratio": .number(2.0), "threshold": .string("drop_1")])]),
+        ])
+        do {
+            let policy = try Policy(json: loose, ratios: [1, 2], thresholds: thresholds)
+            let decision = policy.decide(try DeviceState(battery: 1, budgetMs: 1))
+            tally.record("4.0 for 4, no when, extra latency keys dropped",
+                         policy.table.latencyMs == [1: 10, 2: 5] && decision.ratio == 2 && !decision.budgetApplied ? [] : ["got \(decision)"])
+        } catch {
+            tally.record("4.0 for 4, no when, extra latency keys dropped", ["refused: \(error)"])
+        }
+        tally.summary()
+    }
+
+    func testBudgetEdges() throws {
+        let tally = Tally("policy.budget")
+        let table = PolicyTable(rules: [Rule(name: "default", ratio: 1, threshold: nil)],
+                                latencyMs: [1: 40, 2: 34, 4: 30, 8: 27.5])
+        let policy = try Policy(table: table, ratios: [1, 2, 4, 8], thresholds: thresholds)
+        let infinite = policy.decide(try DeviceState(battery: 1, budgetMs: .infinity))
+        tally.record("an infinite budget fits k = 1 (Python accepts inf)", infinite.ratio == 1 ? [] : ["got \(infinite.ratio)"])
+        let tight = policy.decide(try DeviceState(battery: 1, budgetMs: 27.5))
+        tally.record("a budget equal to k = 8's latency fits", tight.ratio == 8 && tight.budgetApplied ? [] : ["got \(tight)"])
+        let noLatency = try Policy(table: PolicyTable(rules: table.rules), ratios: [1, 2], thresholds: thresholds)
+        let ignored = noLatency.decide(try DeviceState(battery: 1, budgetMs: 1))
+        tally.record("no latency table: the budget is ignored", ignored.ratio == 1 && !ignored.budgetApplied ? [] : ["got \(ignored)"])
+        tally.record("-inf budget is refused", (try? DeviceState(battery: 1, budgetMs: -.infinity)) == nil ? [] : ["accepted"])
+        tally.summary()
+    }
+
+    func testResetForgetsTheActiveRule() throws {
+        let tally = Tally("policy.reset")
+        let policy = try Policy(table: defaultPolicy(ratios: [1, 2, 4, 8], thresholds: thresholds), ratios: [1, 2, 4, 8],
+                                thresholds: thresholds)
+        _ = policy.decide(try DeviceState(battery: 0.19))
+        let held = policy.decide(try DeviceState(battery: 0.22))
+        policy.reset()
+        let fresh = policy.decide(try DeviceState(battery: 0.22))
+        tally.record("hysteresis holds, reset drops it",
+                     held.rule == "battery_low" && fresh.rule == "battery_half" ? [] : ["got \(held.rule), \(fresh.rule)"])
+        tally.summary()
+    }
+
+    func testDefaultPolicyForFewerRatios() throws {
+        let tally = Tally("policy.default_policy")
+        let table = try defaultPolicy(ratios: [1, 2], thresholds: [:])
+        let ratios = table.rules.map(\.ratio)
+        tally.record("ratios [1, 2] and no thresholds", ratios == [2, 2, 2, 2, 2, 2, 1] && table.rules.allSatisfy { $0.threshold == nil }
+                        ? [] : ["got \(ratios)"])
+        let tie = try defaultPolicy(ratios: [1], thresholds: ["b": 0.5, "a": 0.5, "c": 0.9])
+        tally.record("threshold ties are broken by name", tie.rules.first?.threshold == "c" && tie.rules.last?.threshold == "a"
+                        ? [] : ["got \(tie.rules.map(\.threshold))"])
+        tally.record("no ratio 1 is refused", (try? defaultPolicy(ratios: [2, 4], thresholds: [:])) == nil ? [] : ["accepted"])
+        tally.summary()
+    }
+}
