@@ -168,7 +168,7 @@ def plot_depth(profile: Mapping, manifest: Mapping, length: int, out: str | Path
              title=f"{manifest['backbone']['id']}: {length} tokens, {profile['device']}")
     axes.legend()
     axes.grid(alpha=0.3)
-    return _save(figure, out)
+    return save_png(figure, out)
 
 
 def plot_pareto(rows: Sequence[Mapping], out: str | Path, title: str) -> Path:
@@ -188,7 +188,7 @@ def plot_pareto(rows: Sequence[Mapping], out: str | Path, title: str) -> Path:
     axes.set(xlabel="mean latency per text (ms)", ylabel="accuracy (%)", title=title)
     axes.legend()
     axes.grid(alpha=0.3)
-    return _save(figure, out)
+    return save_png(figure, out)
 
 
 def pareto_front(rows: Sequence[Mapping]) -> list[Mapping]:
@@ -201,7 +201,7 @@ def pareto_front(rows: Sequence[Mapping]) -> list[Mapping]:
     return front
 
 
-def _save(figure, out: str | Path) -> Path:
+def save_png(figure, out: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()

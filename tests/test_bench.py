@@ -34,3 +34,20 @@ def test_soak_bench_reports_memory_growth(tiny_bundle):
     # bad inputs at calls 0 (NaN battery), 97 (empty text) and 193 (invalid UTF-8)
     assert "220 runner calls" in result.stdout and "3 bad inputs refused" in result.stdout
     assert "growth after warm-up:" in result.stdout
+
+
+def test_report_quick_regenerates_results_and_plots(tmp_path):
+    """`python bench/report.py --quick`: the comparison report end to end, so it cannot rot."""
+    import os
+
+    env = {**os.environ, "EDGE_VARIATOR_BUNDLES": str(tmp_path / "bundles")}
+    command = [sys.executable, "bench/report.py", "--quick", "--out", str(tmp_path / "report"),
+               "--work", str(tmp_path / "work")]
+    subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True, timeout=300, env=env)
+    report = (tmp_path / "report" / "RESULTS.md").read_text()
+    configs = ("pytorch eager", "onnxruntime fp32", "onnxruntime int8", "ours k=1", "ours k=8 exit drop_2")
+    assert all(f"| {config} |" in report for config in configs)
+    assert "## Targets" in report and ("**met**" in report or "**missed**" in report)
+    assert "| 64 | gemm roofline |" in report
+    for png in ("accuracy_vs_latency_mr.png", "latency_by_length.png"):
+        assert (tmp_path / "report" / png).read_bytes()[:4] == b"\x89PNG"
