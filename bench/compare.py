@@ -32,9 +32,8 @@ import numpy as np
 import torch
 
 from edge_variator import data as datasets
-from edge_variator.cli import SHIPPED_ADAPTER, bundle_cache, default_bundle, default_checkpoint
+from edge_variator.cli import SHIPPED_ADAPTER, bundle_cache, cached_export, default_bundle, default_checkpoint
 from edge_variator.cost import encoder_flops, linear_flops
-from edge_variator.export.bundle import BundleError, load_manifest, write_bundle
 from edge_variator.export.bundle import load_model as load_for_export
 from edge_variator.profile import pareto_rows
 from edge_variator.runtime.runner import BundleRunner
@@ -67,17 +66,8 @@ def onnx_sessions(model: torch.nn.Module, max_length: int, folder: Path) -> dict
 
 def teacher_bundle(rebuild: bool = False) -> Path:
     """The uncompressed model exported by us at k = 1 (cached beside the default bundle)."""
-    sha = checkpoint_sha256(SHIPPED_ADAPTER)
-    out = bundle_cache() / f"{SHIPPED_ADAPTER.name}-k1-{sha[:12]}"
-    if not rebuild:
-        try:
-            load_manifest(out, expected_sha256=sha)
-            return out
-        except BundleError:
-            pass
-    model, tokenizer, source = load_for_export(SHIPPED_ADAPTER, None, [1])
-    write_bundle(model, tokenizer, source, out, progress=False)
-    return out
+    out = bundle_cache() / f"{SHIPPED_ADAPTER.name}-k1-{checkpoint_sha256(SHIPPED_ADAPTER)[:12]}"
+    return cached_export(out, SHIPPED_ADAPTER, None, [1], rebuild)[0]
 
 
 def bundle_call(runner: BundleRunner, ratio: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

@@ -131,11 +131,11 @@ def default_bundle_name() -> str:
     return f"{checkpoint.name}-{key.hexdigest()[:12]}"
 
 
-def default_bundle(rebuild: bool = False) -> tuple[Path, str]:
-    """The bundle of default_checkpoint(): the one in the cache, else the one shipped with the
-    install (exporting 31 methods takes about 8 minutes on 2 cores), copied to the cache because
-    `profile` writes into the manifest; else exported from the shipped weights. Returns the folder
-    and where it came from: "cached", "shipped" or "exported"."""
+def cached_export(out: Path, checkpoint: Path, plugins: Path | None, ratios: list[int] | None = None,
+                  rebuild: bool = False, shipped: Path | None = None) -> tuple[Path, str]:
+    """The bundle of `checkpoint` (+ plugins) at `out`: reused when it is there and was exported from
+    these weights, else copied from `shipped` when that one is (into `out`, because `profile` writes
+    into the manifest), else exported. Returns the folder and "cached", "shipped" or "exported"."""
     import shutil
 
     from edge_variator.export.bundle import BundleError, load_manifest, write_bundle
@@ -143,11 +143,11 @@ def default_bundle(rebuild: bool = False) -> tuple[Path, str]:
     from edge_variator.files import atomic_directory
     from edge_variator.task import checkpoint_sha256
 
-    checkpoint, plugins = default_checkpoint()
     sha = checkpoint_sha256(checkpoint)
-    out = bundle_cache() / default_bundle_name()
     if not rebuild:
-        for origin, candidate in (("cached", out), ("shipped", SHIPPED_BUNDLES / out.name)):
+        for origin, candidate in (("cached", out), ("shipped", shipped)):
+            if candidate is None:
+                continue
             try:
                 load_manifest(candidate, expected_sha256=sha)
             except BundleError:
@@ -156,9 +156,19 @@ def default_bundle(rebuild: bool = False) -> tuple[Path, str]:
                 with atomic_directory(out) as tmp:
                     shutil.copytree(candidate, tmp, dirs_exist_ok=True)
             return out, origin
-    model, tokenizer, source = load_for_export(checkpoint, plugins)
+    model, tokenizer, source = load_for_export(checkpoint, plugins, ratios)
     write_bundle(model, tokenizer, source, out)
     return out, "exported"
+
+
+def default_bundle(rebuild: bool = False) -> tuple[Path, str]:
+    """The bundle of default_checkpoint(): the one in the cache, else the one shipped with the
+    install (exporting 31 methods takes about 8 minutes on 2 cores), else exported from the shipped
+    weights (cached_export)."""
+    checkpoint, plugins = default_checkpoint()
+    name = default_bundle_name()
+    return cached_export(bundle_cache() / name, checkpoint, plugins, rebuild=rebuild,
+                         shipped=SHIPPED_BUNDLES / name)
 
 
 def demo_states():
