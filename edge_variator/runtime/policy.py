@@ -121,8 +121,9 @@ def check_policy(table: Mapping, ratios: Sequence[int], thresholds: Mapping[str,
             raise PolicyError(f"rule {name!r} has unknown conditions {sorted(unknown)}; known: {CONDITIONS}")
         if "thermal_at_least" in when and when["thermal_at_least"] not in THERMAL_STATES:
             raise PolicyError(f"rule {name!r}: thermal_at_least must be one of {THERMAL_STATES}")
-        below = when.get("battery_below", 0.5)
-        if isinstance(below, bool) or not isinstance(below, int | float) or not 0 < below <= 1:
+        below = when.get("battery_below")
+        if "battery_below" in when and (isinstance(below, bool) or not isinstance(below, int | float)
+                                        or not 0 < below <= 1):
             raise PolicyError(f"rule {name!r}: battery_below must be a number in (0, 1]")
         for flag in ("charging", "low_power"):
             if flag in when and not isinstance(when[flag], bool):
