@@ -1,45 +1,110 @@
-"""Our bundle against what an engineer would otherwise ship: the same task model exported without us.
+"""Our bundles against what an engineer would otherwise ship: the same task model exported without us.
 
-    python bench/compare.py [--lengths 16 64 128 256] [--repeats 20] [--limit N] [--quick]
+    python bench/compare.py [--lengths 16 64 128 256] [--repeats 20] [--tasks mr trec6 ...] [--quick]
 
 On one machine, in one run, batch 1:
 - **latency by length**, interleaved (each round calls every configuration once, in turn), median
-  and min-max over the rounds, inputs of every position a real token:
-  the uncompressed mr model (the shipped LoRA adapter on all-MiniLM-L6-v2, merged) in PyTorch
-  eager, in ONNX Runtime (CPU; `torch.onnx.export(dynamo=True)`) fp32 and dynamically quantized
-  int8, and in the ExecuTorch runtime (our export, k = 1, XNNPACK); and our default bundle (the
-  slender multi-exit model with its plugins) at k = 1, 2, 4, 8 through every layer. A GEMM of a
-  layer's biggest shape (tokens x 384 @ 384 x 1536, torch.matmul) is the roofline, in the same
-  rounds; GFLOP/s use the analytic FLOPs of cost.py.
-- **accuracy and mean latency per text** on the mr test split, one text at a time as an app runs
-  them: the uncompressed model in each runtime, and our bundle at every ratio x exit threshold
-  through the runner (early exit included).
+  and min-max over the rounds, inputs of every position a real token: the uncompressed mr model
+  (the shipped LoRA adapter on all-MiniLM-L6-v2, merged) in PyTorch eager, in ONNX Runtime (CPU;
+  `torch.onnx.export(dynamo=True)`) fp32 and dynamically quantized int8, and in the ExecuTorch
+  runtime (our export, k = 1, XNNPACK); and our mr bundle (the slender multi-exit model with its
+  plugins) fp32 and int8 at k = 1, 2, 4, 8 through every layer. A GEMM of a layer's biggest shape
+  (tokens x 384 @ 384 x 1536, torch.matmul) is the roofline, in the same rounds; GFLOP/s use the
+  analytic FLOPs of cost.py.
+- **accuracy and mean latency per text** on each data set's test split, one text at a time as an
+  app runs them: its uncompressed task model in each runtime, and our bundle at every ratio x exit
+  threshold through the runner (early exit included). The long-document sets (20ng, r8) run at 256
+  tokens on their first LONG_TEXTS test documents.
 
+Our models of the other data sets come from the repo's training scripts (runs/, see task_models);
+a data set whose models are not there is reported as not run, with the command that makes them.
+Bundles are exported once and cached (cli.cached_export), about 8 minutes each on 2 cores.
 `bench/report.py` turns the result into docs/RESULTS.md and plots.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from edge_variator import data as datasets
-from edge_variator.cli import SHIPPED_ADAPTER, bundle_cache, cached_export, default_bundle, default_checkpoint
+from edge_variator.cli import (
+    SHIPPED_ADAPTER,
+    bundle_cache,
+    cached_export,
+    default_bundle,
+    default_checkpoint,
+    weights_key,
+)
 from edge_variator.cost import encoder_flops, linear_flops
+from edge_variator.exits import is_multi_exit
 from edge_variator.export.bundle import load_model as load_for_export
 from edge_variator.profile import pareto_rows
 from edge_variator.runtime.runner import BundleRunner
-from edge_variator.task import checkpoint_sha256, load_task
+from edge_variator.task import load_task
+from edge_variator.tokenizer import Tokenizer
 
 TEACHER = "uncompressed"
+TASKS = ("mr", "trec6", "sms_spam", "20ng", "r8")
+LONG_TASKS = {"20ng": 256, "r8": 256}  # max length; the others run at 128
+LONG_TEXTS = 1000  # test documents per long set: 7,521 of 20ng at ~15 configurations would take an hour
+CALIBRATION_TEXTS = 200  # train texts that calibrate the int8 bundle's activation ranges
+
+
+@dataclass
+class TaskModels:
+    """What is compared on one data set."""
+
+    task: str
+    uncompressed: Path  # the fine-tuned task model: what an engineer would otherwise ship
+    ours: Path  # our model: slender multi-exit, or the task model itself when only plugins were trained
+    plugins: Path | None  # its plugin sets (k2/ k4/ k8/)
+    max_length: int
+    what: str  # how ours was made, for the report
+
+
+def task_models(task: str, runs: Path) -> TaskModels | str:
+    """The models of `task`, or why there are none (with the command that trains them)."""
+    max_length = LONG_TASKS.get(task, 128)
+    if task == datasets.DEFAULT_TASK:
+        ours, plugins = default_checkpoint()
+        return TaskModels(task, SHIPPED_ADAPTER, ours, plugins, max_length,
+                          "the shipped slender multi-exit model (1/4 width) with its k = 2, 4, 8 plugins")
+    teacher, slender = runs / "teachers" / f"{task}-lora", runs / "slender" / task / "quarter"
+    if not (teacher / "task.json").is_file():
+        return f"no task model: `python scripts/teacher_table.py --tasks {task}` trains it into {teacher}"
+    if is_multi_exit(slender) and (slender / "plugins").is_dir():
+        return TaskModels(task, teacher, slender, slender / "plugins", max_length,
+                          "its slender multi-exit model (1/4 width) with its k = 2, 4, 8 plugins, from "
+                          f"`python scripts/slender_table.py --tasks {task}`")
+    if (runs / "plugins" / task).is_dir():
+        return TaskModels(task, teacher, teacher, runs / "plugins" / task, max_length,
+                          "its task model with k = 2, 4, 8 plugins only: no slender multi-exit model (so no "
+                          "early exit) was trained for it")
+    return f"no plugins or slender model: `python scripts/slender_table.py --tasks {task}` trains them"
+
+
+def bundle_of(models: TaskModels, kind: str, max_length: int, quantize: str = "none",
+              data: datasets.TaskData | None = None) -> Path:
+    """Our ("ours") or the uncompressed ("uncompressed", k = 1 only) export, cached by weights,
+    length and quantization."""
+    checkpoint, plugins, ratios = ((models.ours, models.plugins, None) if kind == "ours"
+                                   else (models.uncompressed, None, [1]))
+    name = (f"{models.task}-{kind}-{checkpoint.name}-{max_length}-{quantize}-"
+            f"{weights_key(checkpoint, plugins)}")
+    texts = [e.text for e in data.train[:CALIBRATION_TEXTS]] if quantize == "int8" else []
+    return cached_export(bundle_cache() / name, checkpoint, plugins, ratios, max_length=max_length,
+                         quantize=quantize, calibration_texts=texts)[0]
 
 
 def onnx_sessions(model: torch.nn.Module, max_length: int, folder: Path) -> dict:
@@ -62,12 +127,6 @@ def onnx_sessions(model: torch.nn.Module, max_length: int, folder: Path) -> dict
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return {name: onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             for name, path in (("onnxruntime fp32", fp32), ("onnxruntime int8", int8))}
-
-
-def teacher_bundle(rebuild: bool = False) -> Path:
-    """The uncompressed model exported by us at k = 1 (cached beside the default bundle)."""
-    out = bundle_cache() / f"{SHIPPED_ADAPTER.name}-k1-{checkpoint_sha256(SHIPPED_ADAPTER)[:12]}"
-    return cached_export(out, SHIPPED_ADAPTER, None, [1], rebuild)[0]
 
 
 def bundle_call(runner: BundleRunner, ratio: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -123,10 +182,10 @@ def latency_by_length(calls: dict[str, tuple[Callable, int]], lengths: Sequence[
     return rows
 
 
-def accuracy_rows(task: datasets.TaskData, calls: dict[str, Callable], tokenizer, runner: BundleRunner,
-                  limit: int | None) -> list[dict]:
-    """Accuracy and mean ms per text (the model call alone, as the runner times its methods)."""
-    rows_in = task.test[:limit or None]
+def accuracy_rows(rows_in: Sequence, calls: dict[str, Callable], tokenizer: Tokenizer,
+                  ours: dict[str, BundleRunner]) -> list[dict]:
+    """Accuracy and mean ms per text (the model call alone, as the runner times its methods) of each
+    call, then of each of our bundles (name prefix -> runner) at every ratio x exit threshold."""
     texts, labels = [e.text for e in rows_in], [e.label for e in rows_in]
     rows = []
     for name, call in calls.items():
@@ -138,12 +197,13 @@ def accuracy_rows(task: datasets.TaskData, calls: dict[str, Callable], tokenizer
             elapsed.append(1000 * (time.perf_counter() - began))
             correct += int(np.asarray(logits).argmax()) == label
         rows.append({"config": name, "accuracy": correct / len(texts), "mean_ms": statistics.fmean(elapsed)})
-    for row in pareto_rows(runner, texts, labels):
-        exit_name = row["threshold_name"]
-        suffix = "" if exit_name == "none" else f" exit {exit_name}"
-        rows.append({"config": f"ours k={row['ratio']}{suffix}",
-                     "accuracy": row["accuracy"], "mean_ms": row["mean_ms"],
-                     "mean_exit_layer": row["mean_exit_layer"]})
+    for prefix, runner in ours.items():
+        for row in pareto_rows(runner, texts, labels):
+            exit_name = row["threshold_name"]
+            suffix = "" if exit_name == "none" else f" exit {exit_name}"
+            rows.append({"config": f"{prefix} k={row['ratio']}{suffix}",
+                         "accuracy": row["accuracy"], "mean_ms": row["mean_ms"],
+                         "mean_exit_layer": row["mean_exit_layer"]})
     return rows
 
 
@@ -152,39 +212,83 @@ def flops(row: dict, teacher_config, ours_config) -> int | None:
     seq, name = row["tokens"], row["config"]
     if name == "gemm roofline":
         return linear_flops(seq, 384, 1536)
-    if name.startswith("ours k="):
-        return encoder_flops(ours_config, seq, 2, int(name.split("=")[1]))["total"]
+    if name.startswith("ours"):
+        return encoder_flops(ours_config, seq, 2, int(name.split("k=")[1]))["total"]
     return encoder_flops(teacher_config, seq, 2)["total"]
 
 
-def run(lengths: Sequence[int], repeats: int, limit: int | None, quick: bool, work: Path) -> dict:
+def compare_lengths(models: TaskModels, lengths: Sequence[int], repeats: int, quick: bool,
+                    work: Path) -> list[dict]:
+    """Latency by length of the mr model in every runtime, ours fp32 and int8 at every ratio."""
+    teacher, tokenizer, _ = load_task(models.uncompressed)
+    longest = max(lengths)
+    sessions = onnx_sessions(teacher, max(longest, tokenizer.max_length), work / "onnx" / models.task)
+    calls: dict[str, tuple[Callable, int]] = {"pytorch eager": (eager_call(teacher), 512)}
+    calls.update({name: (onnx_call(session), longest) for name, session in sessions.items()})
+    if quick:  # the shipped bundle, nothing exported
+        bundles = {"ours": default_bundle()[0]}
+    else:
+        data = datasets.load_benchmark(models.task)
+        exported = BundleRunner(bundle_of(models, "uncompressed", longest))
+        calls[f"executorch {TEACHER} k=1"] = (bundle_call(exported, 1), longest)
+        bundles = {"ours": bundle_of(models, "ours", longest),
+                   "ours int8": bundle_of(models, "ours", longest, "int8", data)}
+    for prefix, bundle in bundles.items():
+        runner = BundleRunner(bundle)
+        limit = runner.manifest["model"]["max_length"]
+        for ratio in sorted(int(k) for k in runner.manifest["ratios"]):
+            calls[f"{prefix} k={ratio}"] = (bundle_call(runner, ratio), limit)
+    latency = latency_by_length(calls, lengths, repeats)
+    ours_config = load_for_export(models.ours, models.plugins)[0].encoder.config
+    for row in (r for r in latency if r["median_ms"] is not None):
+        row["gflops"] = flops(row, teacher.encoder.config, ours_config) / row["median_ms"] / 1e6
+    return latency
+
+
+def compare_task(models: TaskModels, limit: int | None, quick: bool, work: Path) -> dict:
+    """Accuracy and ms per text on `models.task`'s test split, every configuration."""
+    data = datasets.load_benchmark(models.task)
+    teacher, tokenizer, _ = load_task(models.uncompressed)
+    tokenizer = Tokenizer(tokenizer.model_dir, models.max_length)
+    sessions = onnx_sessions(teacher, models.max_length, work / "onnx" / models.task)
+    calls: dict[str, Callable] = {"pytorch eager": eager_call(teacher)}
+    calls.update({name: onnx_call(session) for name, session in sessions.items()})
+    if quick:
+        ours = {"ours": BundleRunner(default_bundle()[0])}
+    else:
+        ours = {"ours": BundleRunner(bundle_of(models, "ours", models.max_length))}
+        if models.task == datasets.DEFAULT_TASK:  # one uncompressed export and one int8 bundle: mr's
+            calls[f"executorch {TEACHER} k=1"] = bundle_call(
+                BundleRunner(bundle_of(models, "uncompressed", models.max_length)), 1)
+            ours["ours int8"] = BundleRunner(bundle_of(models, "ours", models.max_length, "int8", data))
+    test = data.test[:limit or None]
+    return {"task": models.task, "texts": len(test), "of": len(data.test), "max_length": models.max_length,
+            "ours": models.what, "accuracy": accuracy_rows(test, calls, tokenizer, ours)}
+
+
+def run(lengths: Sequence[int], repeats: int, limit: int | None, quick: bool, work: Path,
+        tasks: Sequence[str] = TASKS, runs: Path = Path("runs")) -> dict:
     """Everything compare measures, as one JSON-able dict (what report.py writes up)."""
     started = time.perf_counter()
-    teacher, tokenizer, _ = load_task(SHIPPED_ADAPTER)
-    teacher.eval()
-    bundle, _ = default_bundle()
-    ours = BundleRunner(bundle)
-    ours_max = ours.manifest["model"]["max_length"]
-    sessions = onnx_sessions(teacher, max(max(lengths), tokenizer.max_length), work / "onnx")
-    calls: dict[str, tuple[Callable, int]] = {"pytorch eager": (eager_call(teacher), 512)}
-    calls.update({name: (onnx_call(session), max(lengths)) for name, session in sessions.items()})
-    if not quick:  # our export of the uncompressed model: 8 methods, about 2 min to lower once
-        exported = BundleRunner(teacher_bundle())
-        calls[f"executorch {TEACHER} k=1"] = (bundle_call(exported, 1),
-                                               exported.manifest["model"]["max_length"])
-    for ratio in sorted(int(k) for k in ours.manifest["ratios"]):
-        calls[f"ours k={ratio}"] = (bundle_call(ours, ratio), ours_max)
-    latency = latency_by_length(calls, lengths, repeats)
-    ours_model = load_for_export(*default_checkpoint())[0]
-    for row in (r for r in latency if r["median_ms"] is not None):
-        row["gflops"] = flops(row, teacher.encoder.config, ours_model.encoder.config) / row["median_ms"] / 1e6
-    task = datasets.load_benchmark(datasets.DEFAULT_TASK)
-    accuracy_calls = {name: call for name, (call, _) in calls.items() if not name.startswith("ours")}
-    accuracy = accuracy_rows(task, accuracy_calls, tokenizer, ours, limit)
+    found = {task: task_models(task, runs) for task in tasks}
+    if quick:  # the shipped model only: nothing to export
+        found = {task: (m if task == datasets.DEFAULT_TASK else "not run in --quick")
+                 for task, m in found.items()}
+    mr = found.get(datasets.DEFAULT_TASK)
+    if isinstance(mr, TaskModels) and not quick:  # one export of each mr bundle serves both measurements
+        mr.max_length = max(mr.max_length, *lengths)
+    latency = compare_lengths(mr, lengths, repeats, quick, work) if isinstance(mr, TaskModels) else []
+    results = []
+    for task, models in found.items():
+        if isinstance(models, TaskModels):
+            task_limit = limit or (LONG_TEXTS if task in LONG_TASKS else None)
+            results.append(compare_task(models, task_limit, quick, work))
+            gc.collect()
     return {"machine": platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads(), "quick": quick, "repeats": repeats,
-            "task": task.name, "texts": len(task.test[:limit or None]),
-            "latency": latency, "accuracy": accuracy, "seconds": time.perf_counter() - started}
+            "threads": torch.get_num_threads(), "quick": quick, "repeats": repeats, "lengths": list(lengths),
+            "latency": latency, "tasks": results,
+            "not_run": {task: why for task, why in found.items() if isinstance(why, str)},
+            "seconds": time.perf_counter() - started}
 
 
 def main() -> None:
@@ -192,14 +296,18 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lengths", type=int, nargs="+", default=[16, 64, 128, 256])
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--limit", type=int, default=0, help="first N test texts (0: all)")
-    parser.add_argument("--quick", action="store_true", help="skip exporting the uncompressed model")
+    parser.add_argument("--limit", type=int, default=0, help="first N test texts per data set (0: all; "
+                        f"{LONG_TEXTS} of the long ones)")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--runs", default="runs", help="where the training scripts left the other models")
+    parser.add_argument("--quick", action="store_true", help="the shipped mr bundle only, nothing exported")
     parser.add_argument("--out", default="runs/compare.json")
     args = parser.parse_args()
-    result = run(args.lengths, args.repeats, args.limit, args.quick, Path(args.out).parent / "compare")
+    result = run(args.lengths, args.repeats, args.limit, args.quick, Path(args.out).parent / "compare",
+                 args.tasks, Path(args.runs))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
-    print(json.dumps(result["accuracy"], indent=1))
+    print(json.dumps([t["accuracy"] for t in result["tasks"]], indent=1))
     print(f"wrote {args.out} in {result['seconds']:.0f} s")
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from edge_variator import data as datasets
@@ -116,32 +117,41 @@ def default_checkpoint() -> tuple[Path, Path]:
     return SHIPPED_ADAPTER, SHIPPED_PLUGINS
 
 
-def default_bundle_name() -> str:
-    """`<checkpoint>-<key>`, the key a hash of the default checkpoint and its plugin sets: a bundle
-    of that name was exported from exactly these weights."""
+def weights_key(checkpoint: Path, plugins: Path | None) -> str:
+    """12 hex digits of a hash of a checkpoint and its plugin sets: a bundle named with it was exported
+    from exactly these weights."""
     import hashlib
 
     from edge_variator.files import file_sha256
     from edge_variator.task import checkpoint_sha256
 
-    checkpoint, plugins = default_checkpoint()
     key = hashlib.sha256(checkpoint_sha256(checkpoint).encode())
-    for path in sorted(plugins.rglob("*.safetensors")):
+    for path in sorted(Path(plugins).rglob("*.safetensors")) if plugins else []:
         key.update(file_sha256(path).encode())
-    return f"{checkpoint.name}-{key.hexdigest()[:12]}"
+    return key.hexdigest()[:12]
+
+
+def default_bundle_name() -> str:
+    """`<checkpoint>-<weights_key>` of the default checkpoint and its plugin sets."""
+    checkpoint, plugins = default_checkpoint()
+    return f"{checkpoint.name}-{weights_key(checkpoint, plugins)}"
 
 
 def cached_export(out: Path, checkpoint: Path, plugins: Path | None, ratios: list[int] | None = None,
-                  rebuild: bool = False, shipped: Path | None = None) -> tuple[Path, str]:
+                  rebuild: bool = False, shipped: Path | None = None, max_length: int | None = None,
+                  quantize: str = "none", calibration_texts: Sequence[str] = ()) -> tuple[Path, str]:
     """The bundle of `checkpoint` (+ plugins) at `out`: reused when it is there and was exported from
     these weights, else copied from `shipped` when that one is (into `out`, because `profile` writes
-    into the manifest), else exported. Returns the folder and "cached", "shipped" or "exported"."""
+    into the manifest), else exported (at `max_length` if given, int8 from `calibration_texts` if
+    `quantize` says so). `out`'s name must tell apart what the weights do not (ratios, length,
+    quantization). Returns the folder and "cached", "shipped" or "exported"."""
     import shutil
 
     from edge_variator.export.bundle import BundleError, load_manifest, write_bundle
     from edge_variator.export.bundle import load_model as load_for_export
     from edge_variator.files import atomic_directory
     from edge_variator.task import checkpoint_sha256
+    from edge_variator.tokenizer import Tokenizer
 
     sha = checkpoint_sha256(checkpoint)
     if not rebuild:
@@ -157,7 +167,9 @@ def cached_export(out: Path, checkpoint: Path, plugins: Path | None, ratios: lis
                     shutil.copytree(candidate, tmp, dirs_exist_ok=True)
             return out, origin
     model, tokenizer, source = load_for_export(checkpoint, plugins, ratios)
-    write_bundle(model, tokenizer, source, out)
+    if max_length:
+        tokenizer = Tokenizer(tokenizer.model_dir, max_length)
+    write_bundle(model, tokenizer, source, out, quantize=quantize, calibration_texts=calibration_texts)
     return out, "exported"
 
 
