@@ -137,6 +137,19 @@ def default_bundle_name() -> str:
     return f"{checkpoint.name}-{weights_key(checkpoint, plugins)}"
 
 
+def model_to_export(checkpoint: Path, plugins: Path | None, ratios: list[int] | None,
+                    max_length: int | None = None):
+    """export.bundle.load_model, its tokenizer cut at `max_length` (the longest input the bundle takes)
+    when given."""
+    from edge_variator.export.bundle import load_model
+    from edge_variator.tokenizer import Tokenizer
+
+    model, tokenizer, source = load_model(checkpoint, plugins, ratios)
+    if max_length:
+        tokenizer = Tokenizer(tokenizer.model_dir, max_length)
+    return model, tokenizer, source
+
+
 def cached_export(out: Path, checkpoint: Path, plugins: Path | None, ratios: list[int] | None = None,
                   rebuild: bool = False, shipped: Path | None = None, max_length: int | None = None,
                   quantize: str = "none", calibration_texts: Sequence[str] = ()) -> tuple[Path, str]:
@@ -148,10 +161,8 @@ def cached_export(out: Path, checkpoint: Path, plugins: Path | None, ratios: lis
     import shutil
 
     from edge_variator.export.bundle import BundleError, load_manifest, write_bundle
-    from edge_variator.export.bundle import load_model as load_for_export
     from edge_variator.files import atomic_directory
     from edge_variator.task import checkpoint_sha256
-    from edge_variator.tokenizer import Tokenizer
 
     sha = checkpoint_sha256(checkpoint)
     if not rebuild:
@@ -166,9 +177,7 @@ def cached_export(out: Path, checkpoint: Path, plugins: Path | None, ratios: lis
                 with atomic_directory(out) as tmp:
                     shutil.copytree(candidate, tmp, dirs_exist_ok=True)
             return out, origin
-    model, tokenizer, source = load_for_export(checkpoint, plugins, ratios)
-    if max_length:
-        tokenizer = Tokenizer(tokenizer.model_dir, max_length)
+    model, tokenizer, source = model_to_export(checkpoint, plugins, ratios, max_length)
     write_bundle(model, tokenizer, source, out, quantize=quantize, calibration_texts=calibration_texts)
     return out, "exported"
 
@@ -410,18 +419,13 @@ def cmd_slender_eval(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from edge_variator.export.bundle import load_model as load_for_export
     from edge_variator.export.bundle import write_bundle
 
     checkpoint, plugins = Path(args.checkpoint), args.plugins
     if args.checkpoint == "default":
         checkpoint, plugins = SHIPPED_ADAPTER, plugins or SHIPPED_PLUGINS
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    model, tokenizer, source = load_for_export(checkpoint, plugins, args.ratios)
-    if args.max_length:
-        from edge_variator.tokenizer import Tokenizer
-
-        tokenizer = Tokenizer(tokenizer.model_dir, args.max_length)
+    model, tokenizer, source = model_to_export(checkpoint, plugins, args.ratios, args.max_length)
     texts = []
     if args.quantize == "int8":
         task = load_task_data(args)

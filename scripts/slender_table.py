@@ -4,11 +4,12 @@
     python scripts/slender_table.py --tasks mr --ship     # ... and copy the quarter model into the package
     python scripts/slender_table.py --report              # the table from finished runs only
 
-With mr, the quarter-width model also gets compression plugins for k = 2, 4, 8 (trained on it,
-frozen, 1 epoch) and is calibrated at each ratio: the two papers' savings combined.
-Per task: the fine-tuned teacher (mr: the shipped LoRA adapter; others: runs/teachers/<task>-lora
-from scripts/teacher_table.py) -> the full-width multi-exit assistant -> two slender sizes pruned
-from it. Each finished stage is skipped on a rerun. Every multi-exit model is calibrated on dev
+The quarter-width model also gets compression plugins for k = 2, 4, 8 (trained on it, frozen,
+1 epoch) and is calibrated at each ratio: the two papers' savings combined, which
+bench/compare.py exports and compares. Per task: the fine-tuned teacher (mr: the shipped LoRA
+adapter; others: runs/teachers/<task>-lora from scripts/teacher_table.py) -> the full-width
+multi-exit assistant -> two slender sizes pruned from it (r8, 256-token documents: the quarter
+size only, on 2,000 training documents, about 45 min on one core). Each finished stage is skipped on a rerun. Every multi-exit model is calibrated on dev
 for an accuracy drop of 1 and 2 points against its own last exit; the table reports test accuracy,
 mean exit layer and mean FLOPs per example at those thresholds, FLOPs relative to the teacher.
 """

@@ -51,3 +51,67 @@ def test_report_quick_regenerates_results_and_plots(tmp_path):
     assert "| 64 | gemm roofline |" in report
     for png in ("accuracy_vs_latency_mr.png", "latency_by_length.png"):
         assert (tmp_path / "report" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def bench_module(name: str):
+    """bench/<name>.py, imported the way its scripts import each other."""
+    import importlib
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+
+
+def task_result(ours: list[tuple[str, float, float]], name: str = "toy") -> dict:
+    """A compare.py task result: the uncompressed model at 90% (ONNX Runtime fp32: 10 ms per text),
+    and `ours` as (config, accuracy, ms)."""
+    rows = [{"config": "pytorch eager", "accuracy": 0.90, "mean_ms": 20.0},
+            {"config": "onnxruntime fp32", "accuracy": 0.90, "mean_ms": 10.0}]
+    rows += [{"config": c, "accuracy": a, "mean_ms": ms, "mean_exit_layer": 2.0} for c, a, ms in ours]
+    return {"task": name, "texts": 10, "of": 10, "max_length": 128, "ours": "a toy model", "accuracy": rows}
+
+
+def test_combined_target_takes_the_fastest_of_ours_within_two_points():
+    report = bench_module("report")
+    met = report.combined_target(task_result([("ours k=1", 0.89, 4.0), ("ours k=1 exit drop_1", 0.885, 2.0),
+                                              ("ours k=1 exit drop_2", 0.85, 1.0)]))
+    assert met["met"] and met["best"]["config"] == "ours k=1 exit drop_1" and met["best"]["speedup"] == 5.0
+    assert met["why"] == ""
+    missed = report.combined_target(task_result([("ours k=1", 0.89, 4.0),
+                                                 ("ours k=1 exit drop_2", 0.85, 1.0)]))
+    assert not missed["met"] and missed["best"]["config"] == "ours k=1"
+    assert "ours k=1 exit drop_2, is 10.00x at -5.00 points" in missed["why"]
+    none = report.combined_target(task_result([("ours k=1", 0.80, 4.0)]))
+    assert not none["met"] and none["best"] is None and "ours k=1, is -10.00" in none["why"]
+
+
+def test_targets_list_every_data_set_and_say_why_one_misses():
+    report = bench_module("report")
+    result = {"latency": [], "not_run": {"20ng": "no task model"},
+              "tasks": [task_result([("ours k=1", 0.89, 2.0)], "mr"),
+                        task_result([("ours k=1", 0.7, 1.0)], "r8")]}
+    lines = "\n".join(report.targets(result))
+    assert "| mr | 10 | 90.00% | 10.00 | ours k=1 | 89.00% (-1.00) | 2.00 | 5.00x | **met** |" in lines
+    assert "| r8 | 10 | 90.00% | 10.00 | none | | | | **missed** |" in lines
+    assert "- Why r8 misses: none of ours is within 2 points" in lines
+    assert "| 20ng | | | | not run: no task model | | | | **not measured** |" in lines
+
+
+def test_task_models_say_which_model_is_ours_or_what_trains_it(tmp_path):
+    compare = bench_module("compare")
+    assert "scripts/teacher_table.py --tasks r8" in compare.task_models("r8", tmp_path)
+    (tmp_path / "teachers" / "r8-lora").mkdir(parents=True)
+    (tmp_path / "teachers" / "r8-lora" / "task.json").write_text("{}")
+    assert "scripts/slender_table.py --tasks r8" in compare.task_models("r8", tmp_path)
+    (tmp_path / "plugins" / "r8" / "k2").mkdir(parents=True)
+    plugins_only = compare.task_models("r8", tmp_path)
+    assert plugins_only.ours == plugins_only.uncompressed and plugins_only.max_length == 256
+    assert "plugins only" in plugins_only.what
+    slender = tmp_path / "slender" / "r8" / "quarter"
+    (slender / "plugins").mkdir(parents=True)
+    (slender / "exits.json").write_text("{}")
+    models = compare.task_models("r8", tmp_path)
+    assert models.ours == slender and models.plugins == slender / "plugins" and "slender" in models.what
+    assert compare.task_models("mr", tmp_path).uncompressed.name == "mr_lora"  # the shipped one

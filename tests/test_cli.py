@@ -230,3 +230,4 @@ def test_export_a_finetuned_checkpoint_to_a_bundle(tiny_bert_dir, tmp_path, caps
     assert manifest["model"]["labels"] == ["neg", "pos"] and manifest["model"]["max_length"] == 32
     with pytest.raises(SystemExit, match="no plugins attached|not one of"):
         main(["export", str(tmp_path / "ft"), "--out", str(tmp_path / "b2"), "--ratios", "2"])
+
