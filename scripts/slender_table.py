@@ -9,9 +9,10 @@ The quarter-width model also gets compression plugins for k = 2, 4, 8 (trained o
 bench/compare.py exports and compares. Per task: the fine-tuned teacher (mr: the shipped LoRA
 adapter; others: runs/teachers/<task>-lora from scripts/teacher_table.py) -> the full-width
 multi-exit assistant -> two slender sizes pruned from it (r8, 256-token documents: the quarter
-size only, on 2,000 training documents, about 45 min on one core). Each finished stage is skipped on a rerun. Every multi-exit model is calibrated on dev
-for an accuracy drop of 1 and 2 points against its own last exit; the table reports test accuracy,
-mean exit layer and mean FLOPs per example at those thresholds, FLOPs relative to the teacher.
+size only, on 2,000 training documents, about 45 min on one core). Each finished stage is
+skipped on a rerun. Every multi-exit model is calibrated on dev for an accuracy drop of 1 and 2
+points against its own last exit; the table reports test accuracy, mean exit layer and mean FLOPs
+per example at those thresholds, FLOPs relative to the teacher.
 """
 
 from __future__ import annotations
