@@ -156,15 +156,46 @@ def eager_call(model: torch.nn.Module) -> Callable[[torch.Tensor, torch.Tensor],
     return call
 
 
+def gemm_calls(max_length: int, folder: Path) -> dict[str, Callable[[torch.Tensor], object]]:
+    """A layer's biggest GEMM (tokens x 384 @ 384 x 1536) in torch (the roofline), in XNNPACK through
+    the ExecuTorch runtime and in ONNX Runtime (MLAS): where a runtime is slower on the whole model,
+    whether its matmul kernels are."""
+    import onnxruntime
+
+    from edge_variator.export.bundle import open_program
+    from edge_variator.export.executorch import to_pte
+    from edge_variator.export.pieces import sequence_dim
+    from edge_variator.files import write_bytes
+
+    folder.mkdir(parents=True, exist_ok=True)
+    linear = torch.nn.Linear(384, 1536, bias=False).eval()
+    example, shapes = (torch.randn(1, 32, 384),), ({1: sequence_dim(max_length)},)
+    write_bytes(folder / "gemm.pte", to_pte({"forward": torch.export.export(linear, example,
+                                                                            dynamic_shapes=shapes)}))
+    method = open_program(folder / "gemm.pte").load_method("forward")
+    torch.onnx.export(linear, example, dynamo=True, dynamic_shapes=shapes, verbose=False).save(
+        str(folder / "gemm.onnx"))
+    options = onnxruntime.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = onnxruntime.InferenceSession(str(folder / "gemm.onnx"), options,
+                                           providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    weight = linear.weight.detach().T.contiguous()
+    return {"gemm roofline": lambda x: x[0] @ weight,
+            "gemm xnnpack": lambda x: method.execute([x]),
+            "gemm onnxruntime": lambda x: session.run(None, {name: x.numpy()})}
+
+
 def latency_by_length(calls: dict[str, tuple[Callable, int]], lengths: Sequence[int], repeats: int,
-                      warmup: int = 3) -> list[dict]:
-    """Median and min-max ms per configuration and length; `calls` maps a name to (call, max length)."""
+                      gemms: dict[str, Callable[[torch.Tensor], object]], warmup: int = 3) -> list[dict]:
+    """Median and min-max ms per configuration and length; `calls` maps a name to (call, max length),
+    `gemms` a name to a call on a (1, tokens, 384) input."""
     rows = []
     for length in lengths:
         ids, mask = torch.randint(1000, 2000, (1, length)), torch.ones(1, length, dtype=torch.long)
-        gemm = (torch.randn(length, 384), torch.randn(384, 1536))
         active = {name: call for name, (call, limit) in calls.items() if length <= limit}
-        active["gemm roofline"] = lambda ids, mask, gemm=gemm: gemm[0] @ gemm[1]
+        hidden = torch.randn(1, length, 384)
+        active.update({name: lambda ids, mask, gemm=gemm, x=hidden: gemm(x) for name, gemm in gemms.items()})
         times: dict[str, list[float]] = {name: [] for name in active}
         for round_index in range(warmup + repeats):
             for name, call in active.items():
@@ -210,7 +241,7 @@ def accuracy_rows(rows_in: Sequence, calls: dict[str, Callable], tokenizer: Toke
 def flops(row: dict, teacher_config, ours_config) -> int | None:
     """Analytic FLOPs of one run of the row's configuration at its length."""
     seq, name = row["tokens"], row["config"]
-    if name == "gemm roofline":
+    if name.startswith("gemm"):
         return linear_flops(seq, 384, 1536)
     if name.startswith("ours"):
         return encoder_flops(ours_config, seq, 2, int(name.split("k=")[1]))["total"]
@@ -238,7 +269,7 @@ def compare_lengths(models: TaskModels, lengths: Sequence[int], repeats: int, qu
         limit = runner.manifest["model"]["max_length"]
         for ratio in sorted(int(k) for k in runner.manifest["ratios"]):
             calls[f"{prefix} k={ratio}"] = (bundle_call(runner, ratio), limit)
-    latency = latency_by_length(calls, lengths, repeats)
+    latency = latency_by_length(calls, lengths, repeats, gemm_calls(longest, work / "gemm"))
     ours_config = load_for_export(models.ours, models.plugins)[0].encoder.config
     for row in (r for r in latency if r["median_ms"] is not None):
         row["gflops"] = flops(row, teacher.encoder.config, ours_config) / row["median_ms"] / 1e6
