@@ -303,7 +303,7 @@ def run(lengths: Sequence[int], repeats: int, limit: int | None, quick: bool, wo
     started = time.perf_counter()
     found = {task: task_models(task, runs) for task in tasks}
     if quick:  # the shipped model only: nothing to export
-        found = {task: (m if task == datasets.DEFAULT_TASK else "not run in --quick")
+        found = {task: (m if task == datasets.DEFAULT_TASK else "--quick runs the shipped mr model only")
                  for task, m in found.items()}
     mr = found.get(datasets.DEFAULT_TASK)
     if isinstance(mr, TaskModels) and not quick:  # one export of each mr bundle serves both measurements
@@ -315,8 +315,11 @@ def run(lengths: Sequence[int], repeats: int, limit: int | None, quick: bool, wo
             task_limit = limit or (LONG_TEXTS if task in LONG_TASKS else None)
             results.append(compare_task(models, task_limit, quick, work))
             gc.collect()
+    from executorch.extension.pybindings.portable_lib import _threadpool_get_thread_count
+
     return {"machine": platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads(), "quick": quick, "repeats": repeats, "lengths": list(lengths),
+            "threads": torch.get_num_threads(), "executorch_threads": _threadpool_get_thread_count(),
+            "quick": quick, "repeats": repeats, "lengths": list(lengths),
             "latency": latency, "tasks": results,
             "not_run": {task: why for task, why in found.items() if isinstance(why, str)},
             "seconds": time.perf_counter() - started}
