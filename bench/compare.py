@@ -110,7 +110,6 @@ def bundle_of(models: TaskModels, kind: str, max_length: int, quantize: str = "n
 
 def onnx_sessions(model: torch.nn.Module, max_length: int, folder: Path) -> dict:
     """ONNX Runtime sessions of the model, fp32 and dynamic int8 (weights int8, activations on the fly)."""
-    import onnxruntime
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from torch.export import Dim
 
@@ -122,12 +121,17 @@ def onnx_sessions(model: torch.nn.Module, max_length: int, folder: Path) -> dict
                                 dynamic_shapes=({1: seq}, {1: seq}), verbose=False)
     program.save(str(fp32))
     quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
+    return {"onnxruntime fp32": onnx_session(fp32), "onnxruntime int8": onnx_session(int8)}
+
+
+def onnx_session(path: Path):
+    """A CPU session that does not spin: ORT's threads spin after each run by default, which steals
+    the cores from whatever is timed next in the interleaved rounds; ExecuTorch's and torch's do not."""
+    import onnxruntime
+
     options = onnxruntime.SessionOptions()
-    # ORT's threads spin after each run by default, which steals the cores from whatever is timed
-    # next in the interleaved rounds; ExecuTorch's and torch's threads do not
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return {name: onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            for name, path in (("onnxruntime fp32", fp32), ("onnxruntime int8", int8))}
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def bundle_call(runner: BundleRunner, ratio: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -161,8 +165,6 @@ def gemm_calls(max_length: int, folder: Path) -> dict[str, Callable[[torch.Tenso
     """A layer's biggest GEMM (tokens x 384 @ 384 x 1536) in torch (the roofline), in XNNPACK through
     the ExecuTorch runtime and in ONNX Runtime (MLAS): where a runtime is slower on the whole model,
     whether its matmul kernels are."""
-    import onnxruntime
-
     from edge_variator.export.bundle import open_program
     from edge_variator.export.executorch import to_pte
     from edge_variator.export.pieces import sequence_dim
@@ -176,10 +178,7 @@ def gemm_calls(max_length: int, folder: Path) -> dict[str, Callable[[torch.Tenso
     method = open_program(folder / "gemm.pte").load_method("forward")
     torch.onnx.export(linear, example, dynamo=True, dynamic_shapes=shapes, verbose=False).save(
         str(folder / "gemm.onnx"))
-    options = onnxruntime.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = onnxruntime.InferenceSession(str(folder / "gemm.onnx"), options,
-                                           providers=["CPUExecutionProvider"])
+    session = onnx_session(folder / "gemm.onnx")
     name = session.get_inputs()[0].name
     weight = linear.weight.detach().T.contiguous()
     return {"gemm roofline": lambda x: x[0] @ weight,
