@@ -137,10 +137,10 @@ class PluginSet(nn.Module):
             raise ValueError(f"layers {layers} must be a non-empty subset of 0..{encoder.config.layers - 1}")
         return cls(PluginConfig(ratio, layers, bottleneck, backbone_sha256, encoder.config.to_dict()))
 
-    def save(self, out_dir: str | Path) -> None:
-        """plugins.safetensors + plugins.json, atomically; no pickle."""
+    def save(self, out_dir: str | Path, dtype: torch.dtype = torch.float32) -> None:
+        """plugins.safetensors + plugins.json, atomically; no pickle. fp16 halves the file (shipped sets)."""
         with atomic_directory(out_dir) as tmp:
-            save_file({k: v.contiguous() for k, v in self.state_dict().items()},
+            save_file({k: v.detach().to(dtype).contiguous() for k, v in self.state_dict().items()},
                       tmp / "plugins.safetensors")
             write_json(tmp / "plugins.json", asdict(self.config))
 

@@ -8,13 +8,17 @@ evaluates and saves. Full fine-tuning or LoRA (`method="lora"`: a small file on 
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import random
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
@@ -22,9 +26,9 @@ from tqdm import tqdm
 
 from edge_variator.cost import parameter_count
 from edge_variator.data import Example, TaskData
-from edge_variator.encoder import backbone_sha256, default_model_dir, load_encoder
+from edge_variator.encoder import additive_mask, backbone_sha256, default_model_dir, load_encoder
 from edge_variator.exits import ExitsInfo, MultiExitModel, is_multi_exit, load_multi_exit, save_multi_exit
-from edge_variator.files import write_json
+from edge_variator.files import write_bytes, write_json
 from edge_variator.metrics import classification_metrics
 from edge_variator.plugins import PluginMismatchError, PluginSet, attach, set_ratio
 from edge_variator.slender import Width, factorize_embeddings, prune, taylor_importance
@@ -39,7 +43,8 @@ from edge_variator.task import (
     predict_logits,
     save_task,
 )
-from edge_variator.tokenizer import Batch, Tokenizer
+from edge_variator.teacher_cache import TeacherCache
+from edge_variator.tokenizer import Batch, Tokenizer, padded_length
 
 
 @dataclass
@@ -54,6 +59,8 @@ class LoopConfig:
     max_length: int = 128
     seed: int = 0
     max_train: int | None = None  # train on a seeded subset (long-text sets on a CPU)
+    device: str = "cpu"  # "cuda" where a GPU is lent; torchrun picks each rank's own
+    checkpoint_seconds: float = 180.0  # how often a resumable stage checkpoints mid-epoch
 
 
 @dataclass
@@ -79,11 +86,11 @@ def length_bucketed_batches(lengths: list[int], batch_size: int, rng: random.Ran
     return batches
 
 
-def _distributed() -> tuple[int, int, torch.device]:
+def _distributed(config: LoopConfig | None = None) -> tuple[int, int, torch.device]:
     """(rank, world size, device); starts the process group when launched by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
-        return 0, 1, torch.device("cpu")
+        return 0, 1, torch.device(config.device if config is not None else "cpu")
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -126,6 +133,8 @@ def train_loop(
     train_mode: bool = True,
     fast_parameters: list[torch.nn.Parameter] | None = None,
     fast_lr: float | None = None,
+    resume: Path | None = None,
+    history: list[dict] | None = None,
 ) -> None:
     """AdamW with linear warmup and decay over length-bucketed batches of `train`.
 
@@ -134,8 +143,13 @@ def train_loop(
     `end_of_epoch(epoch, losses)` runs on rank 0 after each epoch (evaluate, keep the best).
     Under torchrun each rank takes every world-th batch; gradients are averaged by DDP when the
     caller wrapped `model` in it, else here after each backward.
+
+    With `resume`, the loop checkpoints there (trainable weights, optimizer, schedule, RNG, the
+    caller's `history`, which it refills in place) every `config.checkpoint_seconds` and after
+    every epoch, and a rerun of the same call continues from it to the same result; a finished
+    loop's checkpoint restores its final weights and trains nothing more.
     """
-    rank, world, device = _distributed()
+    rank, world, device = _distributed(config)
     has_pairs = bool(train[0].text_pair)
     lengths = tokenizer.token_lengths([e.text for e in train],
                                       [e.text_pair for e in train] if has_pairs else None)
@@ -152,13 +166,40 @@ def train_loop(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min((step + 1) / warmup,
                                     max(0.0, (total_steps - step) / max(1, total_steps - warmup))))
-    for epoch in range(config.epochs):
+    trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    start_epoch, start_step, resumed_losses = 0, 0, []
+    fingerprint = {k: v for k, v in asdict(config).items() if k not in ("device", "checkpoint_seconds")}
+    state = load_resume_state(resume, fingerprint)
+    if state is not None:
+        with torch.no_grad():
+            for name, tensor in state["weights"].items():
+                trainable[name].copy_(tensor)
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        torch.set_rng_state(state["rng"])
+        if history is not None:
+            history[:] = state["history"]
+        start_epoch, start_step, resumed_losses = state["epoch"], state["step"], state["losses"]
+
+    def checkpoint(epoch: int, step: int, losses: list[float]) -> None:
+        if resume is not None and rank == 0:
+            save_resume_state(resume, {
+                "config": fingerprint, "epoch": epoch, "step": step, "losses": losses,
+                "history": history if history is not None else [],
+                "weights": {name: p.detach().cpu() for name, p in trainable.items()},
+                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                "rng": torch.get_rng_state()})
+
+    last_checkpoint = time.monotonic()
+    for epoch in range(start_epoch, config.epochs):
         model.train(train_mode)
         batches = length_bucketed_batches(lengths, config.batch_size, random.Random(config.seed + epoch))
         mine = batches[rank::world][:steps_per_epoch]
-        bar = tqdm(mine, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress or rank)
-        losses = []
-        for indices in bar:
+        skip = start_step if epoch == start_epoch else 0
+        losses = list(resumed_losses) if epoch == start_epoch else []
+        bar = tqdm(mine[skip:], desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress or rank,
+                   initial=skip, total=len(mine))
+        for step, indices in enumerate(bar, start=skip):
             batch = tokenizer([train[i].text for i in indices],
                               [train[i].text_pair for i in indices] if has_pairs else None).to(device)
             labels = torch.tensor([train[i].label for i in indices], device=device)
@@ -172,16 +213,48 @@ def train_loop(
             schedule.step()
             losses.append(round(loss.item(), 5))
             bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
+            if time.monotonic() - last_checkpoint >= config.checkpoint_seconds:
+                checkpoint(epoch, step + 1, losses)
+                last_checkpoint = time.monotonic()
         if rank == 0:
             end_of_epoch(epoch, losses)
+        checkpoint(epoch + 1, 0, [])
         if world > 1:
             dist.barrier()
+
+
+class ResumeError(RuntimeError):
+    """A stage's checkpoint was written by a run with other settings."""
+
+
+def resume_dir(out_dir: str | Path) -> Path:
+    """Where the stages writing `out_dir` keep their checkpoints and caches until it is finished."""
+    out_dir = Path(out_dir)
+    return out_dir.with_name(out_dir.name + ".resume")
+
+
+def load_resume_state(path: Path | None, fingerprint: dict) -> dict | None:
+    if path is None or not Path(path).is_file():
+        return None
+    state = torch.load(path, weights_only=False)
+    if state["config"] != fingerprint:
+        changed = sorted(k for k in fingerprint if state["config"].get(k) != fingerprint[k])
+        raise ResumeError(f"{path} was written with other settings ({', '.join(changed)}): rerun with "
+                          f"the same settings to continue it, or delete {Path(path).parent} to start over")
+    return state
+
+
+def save_resume_state(path: Path, state: dict) -> None:
+    """Atomically: a kill while saving leaves the previous checkpoint."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_bytes(path, buffer.getvalue())
 
 
 def finetune(data: TaskData, out_dir: str | Path, config: FinetuneConfig,
              model_dir: str | Path | None = None, progress: bool = True) -> dict:
     """Train on data.train, keep the best dev accuracy checkpoint in out_dir; returns metrics."""
-    rank, world, device = _distributed()
+    rank, world, device = _distributed(config)
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     base = DEFAULT_BASE if model_dir is None else str(model_dir)
@@ -216,7 +289,7 @@ def finetune(data: TaskData, out_dir: str | Path, config: FinetuneConfig,
     started = time.perf_counter()
     default_lr = 5e-5 if config.method == "full" else 1e-3
     train_loop(trained, train, tokenizer, config, config.lr or default_lr, batch_loss,
-               end_of_epoch, progress)
+               end_of_epoch, progress, resume=resume_dir(out_dir) / "finetune.pt", history=history)
     if rank != 0:
         return {}
     best = max(history, key=lambda h: h["dev_accuracy"])  # the first of equals, as saved
@@ -234,6 +307,7 @@ def finetune(data: TaskData, out_dir: str | Path, config: FinetuneConfig,
         "trainable_parameters": parameter_count(model, trainable_only=True),
     }
     write_json(Path(out_dir) / "metrics.json", metrics)
+    shutil.rmtree(resume_dir(out_dir), ignore_errors=True)
     return metrics
 
 
@@ -245,6 +319,12 @@ class PluginTrainConfig(LoopConfig):
     bottleneck: int = 64
     layers: list[int] | None = None  # None: every layer gets a plugin
     init_from: str | None = None  # a plugin-set folder to start from (pre-trained plugins)
+    # Before the end-to-end epochs: fit each layer's plugin alone, layer after layer, to that layer's
+    # teacher output (fit_plugins_layerwise). 0 skips it; `epochs` may then be 0 or 1.
+    layerwise_epochs: int = 0
+    cache_teacher: bool = True  # the teacher's hidden states computed once (teacher_cache.py), not per step
+    cache_dir: str | None = None  # share one cache between ratios; default: beside out_dir
+    cache_dtype: str = "float16"
 
 
 def masked_mse(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -255,13 +335,15 @@ def masked_mse(student: torch.Tensor, teacher: torch.Tensor, attention_mask: tor
 
 
 def plugin_distillation_loss(model: TaskModel | MultiExitModel, ratio: int, batch: Batch,
-                             config: PluginTrainConfig,
-                             labels: torch.Tensor | None = None) -> torch.Tensor:
-    """Hidden-state MSE against the same model with plugins bypassed, plus the task loss."""
+                             config: PluginTrainConfig, labels: torch.Tensor | None = None,
+                             teacher: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+    """Hidden-state MSE against the same model with plugins bypassed (`teacher`: its states,
+    cached; None: computed here), plus the task loss."""
     inputs = (batch.input_ids, batch.attention_mask, batch.token_type_ids)
-    with torch.no_grad():
-        set_ratio(model.encoder, 1)
-        teacher = model.encoder(*inputs)
+    if teacher is None:
+        with torch.no_grad():
+            set_ratio(model.encoder, 1)
+            teacher = model.encoder(*inputs)
     set_ratio(model.encoder, ratio)
     student = model.encoder(*inputs)
     chosen = range(1, len(student)) if config.hidden_loss == "all" else [len(student) - 1]
@@ -288,6 +370,101 @@ def dev_distillation_loss(model: TaskModel, tokenizer: Tokenizer, ratio: int, ex
     return sum(losses) / len(losses)
 
 
+def cache_backbone_states(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, train: list[Example],
+                          folder: Path, key: str, dtype: str = "float16") -> TeacherCache:
+    """Every hidden state (embeddings + each layer) of the model at ratio 1: the plugins' teacher."""
+    def states_of(batch: Batch) -> tuple[torch.Tensor, ...]:
+        set_ratio(model.encoder, 1)
+        return model.encoder(batch.input_ids, batch.attention_mask, batch.token_type_ids)
+
+    model.eval()
+    return TeacherCache.build(folder, states_of, tokenizer, train, key, dtype,
+                              device=next(model.parameters()).device)
+
+
+def _padded(flat: torch.Tensor, cache: TeacherCache, indices: Sequence[int], seq_len: int) -> torch.Tensor:
+    """(batch, seq_len, hidden) from per-token rows laid out as the cache lays out its examples."""
+    out = torch.zeros(len(indices), seq_len, flat.shape[-1])
+    for row, index in enumerate(indices):
+        start, length = int(cache.offsets[index]), int(cache.lengths[index])
+        out[row, :length] = flat[start:start + length]
+    return out
+
+
+@torch.no_grad()
+def _map_tokens(block: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], flat: torch.Tensor,
+                cache: TeacherCache, target_state: int | None = None, batch_size: int = 64,
+                device: torch.device | str = "cpu") -> tuple[torch.Tensor, float]:
+    """Run `block(hidden, additive_mask)` over every example's rows of `flat`; the new rows, and their
+    masked MSE against the cache's state `target_state` (0.0 without one)."""
+    out = torch.empty_like(flat)
+    order = sorted(range(len(cache.lengths)), key=lambda i: cache.lengths[i])
+    squared, tokens = 0.0, 0
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        seq = padded_length(int(cache.lengths[chunk[-1]]))
+        mask = torch.zeros(len(chunk), seq)
+        for row, index in enumerate(chunk):
+            mask[row, :cache.lengths[index]] = 1
+        hidden = _padded(flat, cache, chunk, seq).to(device)
+        result = block(hidden, additive_mask(mask, flat.dtype).to(device)).cpu()
+        if target_state is not None:
+            target = cache.gather(chunk, seq, [target_state])[0]
+            squared += (((result - target) ** 2).mean(-1) * mask).sum().item()
+            tokens += int(mask.sum())
+        for row, index in enumerate(chunk):
+            start_row, length = int(cache.offsets[index]), int(cache.lengths[index])
+            out[start_row:start_row + length] = result[row, :length]
+    return out, squared / max(tokens, 1)
+
+
+def fit_plugins_layerwise(model: TaskModel | MultiExitModel, plugin_set: PluginSet, ratio: int,
+                          cache: TeacherCache, train: list[Example], tokenizer: Tokenizer,
+                          config: PluginTrainConfig, resume: Path | None = None,
+                          progress: bool = True) -> list[dict]:
+    """Fit each layer's plugin to reproduce the teacher's output of that layer from the compressed
+    model's own input to it, layer after layer, as post-training reconstruction methods do: each
+    plugin sees the errors of those before it, and no backward pass runs through another layer.
+
+    The backbone is frozen, so a layer's attention output is fixed given its input: it is computed
+    once per layer and the plugin trains on the FFN sub-block alone. Returns, per plugged layer,
+    the masked MSE to the teacher before and after fitting.
+    """
+    encoder = model.encoder
+    device = next(model.parameters()).device
+    set_ratio(encoder, ratio)
+    model.eval()
+    student = torch.from_numpy(np.asarray(cache.states[:, 0], dtype=np.float32))  # the embeddings
+    errors = []
+    for index, layer in enumerate(encoder.layers):
+        def attend(hidden: torch.Tensor, mask: torch.Tensor, layer=layer) -> torch.Tensor:
+            return layer.attention_norm(hidden + layer.attention(hidden, mask))
+
+        def ffn_block(attended: torch.Tensor, mask: torch.Tensor, layer=layer) -> torch.Tensor:
+            return layer.ffn_norm(attended + layer.ffn(attended, mask))
+
+        attended, _ = _map_tokens(attend, student, cache, device=device)
+        if str(index) in plugin_set.plugins:
+            _, before = _map_tokens(ffn_block, attended, cache, index + 1, device=device)
+
+            def batch_loss(batch: Batch, labels: torch.Tensor, indices: list[int], attended=attended,
+                           ffn_block=ffn_block, index=index) -> torch.Tensor:
+                seq = batch.input_ids.shape[1]
+                hidden = _padded(attended, cache, indices, seq).to(device)
+                target = cache.gather(indices, seq, [index + 1])[0].to(device)
+                output = ffn_block(hidden, additive_mask(batch.attention_mask, hidden.dtype))
+                return masked_mse(output, target, batch.attention_mask)
+
+            train_loop(plugin_set.plugins[str(index)], train, tokenizer,
+                       replace(config, epochs=config.layerwise_epochs), config.lr or 1e-3, batch_loss,
+                       lambda epoch, losses: None, progress, train_mode=False,
+                       resume=None if resume is None else resume / f"layer{index}.pt")
+        student, after = _map_tokens(ffn_block, attended, cache, index + 1, device=device)
+        if str(index) in plugin_set.plugins:
+            errors.append({"layer": index, "mse_before": before, "mse_after": after})
+    return errors
+
+
 def train_plugins(checkpoint: str | Path, data: TaskData, out_dir: str | Path, ratio: int,
                   config: PluginTrainConfig, progress: bool = True) -> dict:
     """Train the ratio-`ratio` plugins of a frozen model; keep the best on dev in out_dir.
@@ -295,6 +472,9 @@ def train_plugins(checkpoint: str | Path, data: TaskData, out_dir: str | Path, r
     `checkpoint` is a task checkpoint (task adaptation: dev accuracy picks the best), a
     multi-exit checkpoint (the same, with every exit's loss and their mean dev accuracy), or a
     plain backbone folder (pre-training by distillation alone: dev distillation loss picks the best).
+    With `config.layerwise_epochs`, each layer's plugin is first fitted alone (fit_plugins_layerwise);
+    the end-to-end epochs that follow are kept only where they improve on it on dev.
+    Resumable: rerunning the same call continues from the checkpoints beside out_dir.
     """
     random.seed(config.seed)
     torch.manual_seed(config.seed)
@@ -322,26 +502,28 @@ def train_plugins(checkpoint: str | Path, data: TaskData, out_dir: str | Path, r
                                       f"for another shape; cannot start ratio-{ratio} training from it")
         plugin_set.load_state_dict(start.state_dict())
     attach(model.encoder, plugin_set, sha)
-    model.to(_distributed()[2])
+    rank, _, device = _distributed(config)
+    model.to(device)
     backbone = [p for name, p in model.named_parameters() if ".plugins." not in name]
     train = subsample(data.train, config)
-
-    def batch_loss(batch: Batch, labels_: torch.Tensor, indices: list[int]) -> torch.Tensor:
-        return plugin_distillation_loss(model, ratio, batch, config, None if pretraining else labels_)
+    resume = resume_dir(out_dir)
+    started = time.perf_counter()
+    cache = None
+    if config.cache_teacher or config.layerwise_epochs:
+        folder = Path(config.cache_dir) if config.cache_dir else resume / "teacher"
+        cache = cache_backbone_states(model, tokenizer, train, folder, f"{sha}:{config.max_length}",
+                                      config.cache_dtype)
+    cached_seconds = round(time.perf_counter() - started, 1)
 
     history: list[dict] = []
 
-    def end_of_epoch(epoch: int, losses: list[float]) -> None:
-        if any(p.grad is not None for p in backbone):
-            raise RuntimeError("a backbone parameter received a gradient: the backbone must stay frozen")
-        record = {"epoch": epoch + 1, "train_loss": sum(losses) / len(losses), "losses": losses,
-                  "dev_distillation_loss": dev_distillation_loss(model, tokenizer, ratio, data.dev, config)}
+    def score(record: dict) -> dict:
+        record["dev_distillation_loss"] = dev_distillation_loss(model, tokenizer, ratio, data.dev, config)
+        set_ratio(model.encoder, ratio)
         if isinstance(model, MultiExitModel):
-            set_ratio(model.encoder, ratio)
             per_exit = evaluate_exits(model, tokenizer, data.dev)
             record.update({"dev_exit_accuracy": per_exit, "dev_accuracy": sum(per_exit) / len(per_exit)})
         elif not pretraining:
-            set_ratio(model.encoder, ratio)
             record.update({f"dev_{k}": v for k, v in evaluate(model, tokenizer, data.dev).items()})
         history.append(record)
         if pretraining:
@@ -350,11 +532,32 @@ def train_plugins(checkpoint: str | Path, data: TaskData, out_dir: str | Path, r
             improved = all(record["dev_accuracy"] > h["dev_accuracy"] for h in history[:-1])
         if improved:
             plugin_set.save(out_dir)
+        return record
 
-    started = time.perf_counter()
-    train_loop(model, train, tokenizer, config, config.lr or 1e-3, batch_loss, end_of_epoch,
-               progress, train_mode=False)  # dropout off: teacher and student see the same network
-    if _distributed()[0] != 0:
+    layerwise: list[dict] = []
+    if config.layerwise_epochs:
+        layerwise = fit_plugins_layerwise(model, plugin_set, ratio, cache, train, tokenizer, config,
+                                          resume, progress)
+        if not (resume / "e2e.pt").is_file():  # scored once; a resumed e2e pass has it in its history
+            score({"epoch": 0, "stage": "layerwise"})
+    layerwise_seconds = round(time.perf_counter() - started, 1)
+
+    def batch_loss(batch: Batch, labels_: torch.Tensor, indices: list[int]) -> torch.Tensor:
+        teacher = None if cache is None else cache.gather(indices, batch.input_ids.shape[1]).to(device)
+        labels = None if pretraining else labels_
+        return plugin_distillation_loss(model, ratio, batch, config, labels, teacher)
+
+    def end_of_epoch(epoch: int, losses: list[float]) -> None:
+        if any(p.grad is not None for p in backbone):
+            raise RuntimeError("a backbone parameter received a gradient: the backbone must stay frozen")
+        score({"epoch": epoch + 1, "stage": "end-to-end", "train_loss": sum(losses) / len(losses),
+               "losses": losses})
+
+    if config.epochs:
+        train_loop(model, train, tokenizer, config, config.lr or 1e-3, batch_loss, end_of_epoch,
+                   progress, train_mode=False,  # dropout off: teacher and student see the same network
+                   resume=resume / "e2e.pt", history=history)
+    if rank != 0:
         return {}
     metrics = {
         "task": data.name,
@@ -362,11 +565,15 @@ def train_plugins(checkpoint: str | Path, data: TaskData, out_dir: str | Path, r
         "config": asdict(config),
         "train_examples": len(train),
         "train_seconds": round(time.perf_counter() - started, 1),
+        "seconds": {"teacher_cache": cached_seconds, "layerwise": layerwise_seconds - cached_seconds,
+                    "end_to_end": round(time.perf_counter() - started - layerwise_seconds, 1)},
+        "layerwise": layerwise,
         "plugin_parameters": parameter_count(plugin_set),
         "backbone_parameters": sum(p.numel() for p in backbone),
         "history": history,
     }
     write_json(Path(out_dir) / "metrics.json", metrics)
+    shutil.rmtree(resume, ignore_errors=True)
     return metrics
 
 
@@ -433,7 +640,7 @@ def evaluate_exits(model: MultiExitModel, tokenizer: Tokenizer, examples: list[E
 
 def _train_exits_stage(model: MultiExitModel, tokenizer: Tokenizer, data: TaskData, train: list[Example],
                        targets: torch.Tensor, config: ExitTrainConfig, out_dir: Path, info: ExitsInfo,
-                       lr: float, progress: bool) -> list[dict]:
+                       lr: float, progress: bool, resume: Path | None = None) -> list[dict]:
     """Every exit trained jointly against `targets` (teacher logits per train example, computed
     once rather than once per epoch); keeps the best mean dev accuracy over exits in out_dir."""
     history: list[dict] = []
@@ -450,7 +657,8 @@ def _train_exits_stage(model: MultiExitModel, tokenizer: Tokenizer, data: TaskDa
             save_multi_exit(model, tokenizer, info, out_dir)
 
     train_loop(model, train, tokenizer, config, lr, batch_loss, end_of_epoch, progress,
-               fast_parameters=list(model.exits.parameters()), fast_lr=config.exit_lr)
+               fast_parameters=list(model.exits.parameters()), fast_lr=config.exit_lr,
+               resume=resume, history=history)
     return history
 
 
@@ -467,9 +675,10 @@ def train_multi_exit(teacher: str | Path, data: TaskData, out_dir: str | Path, c
     exits_info = ExitsInfo(data.labels, config.max_length, pooling=config.pooling,
                            distilled_from=str(teacher),
                            distilled_from_sha256=checkpoint_sha256(teacher))
+    model.to(_distributed(config)[2])
     started = time.perf_counter()
     history = _train_exits_stage(model, tokenizer, data, train, targets, config, Path(out_dir), exits_info,
-                                 config.lr or 5e-5, progress)
+                                 config.lr or 5e-5, progress, resume_dir(out_dir) / "exits.pt")
     return _write_exit_metrics(out_dir, data, config, train, history, started)
 
 
@@ -482,7 +691,7 @@ def _seeded_source(path: str | Path, data: TaskData, config: LoopConfig
     model, tokenizer, info = (load_multi_exit if is_multi_exit(path) else load_task)(path)
     if info.labels != data.labels:
         raise ValueError(f"{path} predicts {info.labels}, the data has {data.labels}")
-    return model, Tokenizer(tokenizer.model_dir, config.max_length)
+    return model.to(_distributed(config)[2]), Tokenizer(tokenizer.model_dir, config.max_length)
 
 
 def _teacher_logits(model: torch.nn.Module, tokenizer: Tokenizer, examples: list[Example]) -> torch.Tensor:
@@ -510,6 +719,7 @@ def _write_exit_metrics(out_dir: str | Path, data: TaskData, config: LoopConfig,
         **extra,
     }
     write_json(Path(out_dir) / "metrics.json", metrics)
+    shutil.rmtree(resume_dir(out_dir), ignore_errors=True)
     return metrics
 
 
@@ -527,40 +737,51 @@ def train_slender(assistant: str | Path, data: TaskData, out_dir: str | Path, co
                   progress: bool = True) -> dict:
     """Slenderize the multi-exit assistant: iterative Taylor pruning of heads and FFN neurons (and
     SVD of the word embedding), then hidden-state distillation, then exit-by-exit prediction
-    distillation from the assistant. Runs on the CPU (no device placement yet)."""
+    distillation from the assistant. Resumable: the pruned model and each stage's checkpoints
+    are kept beside out_dir until it is finished."""
     if not is_multi_exit(assistant):
         raise ValueError(f"{assistant} is not a multi-exit assistant: train one with train_multi_exit first")
     teacher, tokenizer = _seeded_source(assistant, data, config)
+    device = _distributed(config)[2]
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
     train = subsample(data.train, config)
     targets = exit_logits(teacher, tokenizer, train)  # (exits, examples, labels)
     started = time.perf_counter()
-
-    # 1. iterative pruning, scored with every exit's distillation loss
-    student = load_multi_exit(assistant)[0]
-    scoring = _exit_batches(train, tokenizer, targets, config, config.importance_batches)
-
-    def all_exits_loss(model: MultiExitModel, item) -> torch.Tensor:
-        batch, labels, batch_targets = item
-        logits = model(batch.input_ids, batch.attention_mask, batch.token_type_ids)
-        return exit_distillation_loss(logits, batch_targets, labels, config)
-
-    widths = []
-    for width in Width(config.heads, config.neurons, config.embedding_rank).steps(
-            student.encoder.config, config.prune_steps):
-        importance = taylor_importance(student, scoring, all_exits_loss)
-        student = prune(student, width.heads, width.neurons, importance)
-        if width.embedding_rank:
-            student = factorize_embeddings(student, width.embedding_rank)
-        widths.append(asdict(width))
-    pruned_dev = evaluate_exits(student, tokenizer, data.dev)
-
-    # 2. representation distillation: every hidden state (the width d is kept) towards the assistant's
-    student.rescale_gradients = False
+    resume = resume_dir(out_dir)
     info = ExitsInfo(data.labels, config.max_length, pooling=teacher.pooling,
                      distilled_from=str(assistant),
                      distilled_from_sha256=checkpoint_sha256(assistant))
+
+    # 1. iterative pruning, scored with every exit's distillation loss (done once, then reloaded)
+    if (resume / "pruned" / "pruning.json").is_file():
+        student = load_multi_exit(resume / "pruned")[0].to(device)
+        pruning = json.loads((resume / "pruned" / "pruning.json").read_text())
+        widths, pruned_dev = pruning["widths"], pruning["dev_exit_accuracy"]
+    else:
+        student = load_multi_exit(assistant)[0].to(device)
+        scoring = _exit_batches(train, tokenizer, targets, config, config.importance_batches)
+
+        def all_exits_loss(model: MultiExitModel, item) -> torch.Tensor:
+            batch, labels, batch_targets = item
+            batch, labels, batch_targets = batch.to(device), labels.to(device), batch_targets.to(device)
+            logits = model(batch.input_ids, batch.attention_mask, batch.token_type_ids)
+            return exit_distillation_loss(logits, batch_targets, labels, config)
+
+        widths = []
+        for width in Width(config.heads, config.neurons, config.embedding_rank).steps(
+                student.encoder.config, config.prune_steps):
+            importance = taylor_importance(student, scoring, all_exits_loss)
+            student = prune(student, width.heads, width.neurons, importance).to(device)
+            if width.embedding_rank:
+                student = factorize_embeddings(student, width.embedding_rank).to(device)
+            widths.append(asdict(width))
+        pruned_dev = evaluate_exits(student, tokenizer, data.dev)
+        save_multi_exit(student, tokenizer, info, resume / "pruned",
+                        extra_files={"pruning.json": {"widths": widths, "dev_exit_accuracy": pruned_dev}})
+
+    # 2. representation distillation: every hidden state (the width d is kept) towards the assistant's
+    student.rescale_gradients = False
 
     def inputs(batch: Batch) -> tuple[torch.Tensor, ...]:
         return batch.input_ids, batch.attention_mask, batch.token_type_ids
@@ -579,11 +800,12 @@ def train_slender(assistant: str | Path, data: TaskData, out_dir: str | Path, co
 
     teacher.eval()
     train_loop(student, train, tokenizer, replace(config, epochs=config.repr_epochs), config.lr or 1e-4,
-               hidden_loss, after_repr_epoch, progress)
+               hidden_loss, after_repr_epoch, progress, resume=resume / "representation.pt",
+               history=repr_history)
 
     # 3. prediction distillation: exit i of the student from exit i of the assistant
     student.rescale_gradients = True
     history = _train_exits_stage(student, tokenizer, data, train, targets, config, Path(out_dir), info,
-                                 config.lr or 1e-4, progress)
+                                 config.lr or 1e-4, progress, resume / "exits.pt")
     return _write_exit_metrics(out_dir, data, config, train, history, started, pruning_steps=widths,
                                dev_exit_accuracy_after_pruning=pruned_dev, representation=repr_history)

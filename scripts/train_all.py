@@ -1,0 +1,233 @@
+"""Train every stage of every set on its full training split, score it, and write the shipped folders.
+
+    python scripts/train_all.py                         # all five sets, on the CPU
+    python scripts/train_all.py --tasks r8 --ship       # one set, then copy it into models/r8/
+    python scripts/train_all.py --device cuda           # the same recipe on a lent GPU
+    python scripts/train_all.py --report                # the per-stage wall times of finished runs
+
+Per set (runs/full/<task>/):
+  teacher           LoRA fine-tune of all-MiniLM-L6-v2 (mr: the shipped adapter, as today)
+  teacher/plugins   k = 2, 4, 8 on the frozen teacher: layer-wise fit, then one end-to-end epoch,
+                    against the teacher's hidden states cached once for all three ratios
+  assistant         the multi-exit teacher assistant (full width), from the teacher's cached logits
+  quarter           the COST-EFF slender model (3 of 12 heads, 384 of 1536 neurons, embedding
+                    rank 64), fp16, with its own k = 2, 4, 8 plugins, calibrated on dev
+  measured.json     test accuracy of every model and ratio, the calibrated exits, per-stage seconds
+Every stage checkpoints every few minutes; rerunning the same command continues where it stopped,
+and a finished stage is skipped. `--ship` copies what the report needs into models/<task>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save
+
+from edge_variator.cli import SHIPPED_ADAPTER, calibrate_checkpoint, evaluate_ratios
+from edge_variator.data import load_benchmark
+from edge_variator.exits import load_multi_exit, save_multi_exit
+from edge_variator.files import write_bytes, write_json
+from edge_variator.plugins import RATIOS, PluginSet
+from edge_variator.train import (
+    ExitTrainConfig,
+    FinetuneConfig,
+    PluginTrainConfig,
+    SlenderConfig,
+    evaluate_exits,
+    finetune,
+    train_multi_exit,
+    train_plugins,
+    train_slender,
+)
+
+RUNS = Path("runs/full")
+SHIPPED = Path("models")
+DROPS = (0.01, 0.02)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    max_length: int
+    teacher_epochs: int  # 0: the shipped teacher (mr)
+    assistant_epochs: int
+    slender_epochs: int  # prediction distillation, after one epoch of hidden-state distillation
+    layerwise_epochs: int = 3  # plugins: per layer, before one end-to-end epoch
+
+
+RECIPES = {
+    "mr": Recipe(128, 0, 2, 3),
+    "trec6": Recipe(128, 3, 2, 3),
+    "sms_spam": Recipe(128, 2, 1, 2),
+    "r8": Recipe(256, 5, 2, 3),
+    "20ng": Recipe(256, 4, 2, 3),
+}
+QUARTER = {"heads": 3, "neurons": 384, "embedding_rank": 64}
+
+
+def timed(costs: dict, name: str, done: Path, run) -> None:
+    """Run a stage unless `done` exists, recording its wall time (seconds) under `name`."""
+    if done.is_file():
+        return
+    started = time.perf_counter()
+    run()
+    costs[name] = round(time.perf_counter() - started, 1)
+
+
+def teacher_dir(task: str) -> Path:
+    return SHIPPED_ADAPTER if RECIPES[task].teacher_epochs == 0 else RUNS / task / "teacher"
+
+
+def train_plugin_sets(checkpoint: Path, plugins_dir: Path, data, recipe: Recipe, device: str,
+                      max_train: int | None, costs: dict, name: str) -> None:
+    """k = 2, 4, 8 on the frozen `checkpoint`, against its hidden states cached once for all three."""
+    cache = plugins_dir.with_name(plugins_dir.name + ".states")
+    for ratio in RATIOS:
+        out = plugins_dir / f"k{ratio}"
+        config = PluginTrainConfig(epochs=1, layerwise_epochs=recipe.layerwise_epochs,
+                                   max_length=recipe.max_length, device=device, cache_dir=str(cache),
+                                   max_train=max_train)
+        timed(costs, f"{name} plugins k={ratio}", out / "metrics.json",
+              lambda out=out, config=config, ratio=ratio: train_plugins(checkpoint, data, out, ratio, config))
+    shutil.rmtree(cache, ignore_errors=True)
+
+
+def adapter_to_fp16(teacher: Path) -> None:
+    """Re-save a LoRA adapter in fp16 (the file ships), once, before any plugin is bound to its hash."""
+    adapter = load_file(teacher / "adapter.safetensors")
+    if any(tensor.dtype == torch.float32 for tensor in adapter.values()):
+        buffer = save({name: tensor.half() for name, tensor in adapter.items()})
+        write_bytes(teacher / "adapter.safetensors", buffer)
+
+
+def to_fp16(checkpoint: Path) -> None:
+    """Re-save a multi-exit checkpoint with fp16 weights (half the file), once: its plugins are
+    bound to exactly these weights."""
+    with safe_open(checkpoint / "model.safetensors", "pt") as weights:
+        if weights.get_tensor(next(iter(weights.keys()))).dtype == torch.float16:
+            return
+    model, tokenizer, info = load_multi_exit(checkpoint)
+    metrics = json.loads((checkpoint / "metrics.json").read_text())
+    save_multi_exit(model, tokenizer, info, checkpoint, dtype=torch.float16,
+                    extra_files={"metrics.json": metrics})
+
+
+def train(task: str, device: str, max_train: int | None = None) -> None:
+    recipe = RECIPES[task]
+    data = load_benchmark(task)
+    root = RUNS / task
+    costs_path = root / "costs.json"
+    costs = json.loads(costs_path.read_text()) if costs_path.is_file() else {}
+
+    def save_costs() -> None:
+        write_json(costs_path, costs)
+
+    if recipe.teacher_epochs:
+        config = FinetuneConfig(method="lora", epochs=recipe.teacher_epochs, max_length=recipe.max_length,
+                                device=device, max_train=max_train)
+        timed(costs, "teacher", root / "teacher" / "metrics.json",
+              lambda: finetune(data, root / "teacher", config))
+        metrics = json.loads((root / "teacher" / "metrics.json").read_text())
+        costs.setdefault("teacher", metrics["train_seconds"])  # a teacher trained by an earlier command
+        adapter_to_fp16(root / "teacher")
+        save_costs()
+    teacher = teacher_dir(task)
+    # the teacher's plugins live in runs/, beside it (mr's teacher is the shipped adapter)
+    train_plugin_sets(teacher, root / "teacher" / "plugins", data, recipe, device, max_train, costs,
+                      "teacher")
+    save_costs()
+    config = ExitTrainConfig(epochs=recipe.assistant_epochs, max_length=recipe.max_length, device=device,
+                             max_train=max_train)
+    timed(costs, "assistant", root / "assistant" / "metrics.json",
+          lambda: train_multi_exit(teacher, data, root / "assistant", config))
+    save_costs()
+    config = SlenderConfig(epochs=recipe.slender_epochs, max_length=recipe.max_length, device=device,
+                           max_train=max_train, **QUARTER)
+    timed(costs, "quarter", root / "quarter" / "metrics.json",
+          lambda: train_slender(root / "assistant", data, root / "quarter", config))
+    to_fp16(root / "quarter")
+    save_costs()
+    train_plugin_sets(root / "quarter", root / "quarter" / "plugins", data, recipe, device, max_train,
+                      costs, "quarter")
+    save_costs()
+    if not (root / "measured.json").is_file():
+        started = time.perf_counter()
+        measured = measure(task)
+        costs["measure"] = round(time.perf_counter() - started, 1)
+        save_costs()
+        write_json(root / "measured.json", measured)
+
+
+def measure(task: str) -> dict:
+    """Test accuracy of the teacher at every ratio, of every exit of the assistant and the quarter
+    model, and the quarter model's calibrated early exit at every ratio (thresholds from dev)."""
+    recipe, data, root = RECIPES[task], load_benchmark(task), RUNS / task
+    teacher = evaluate_ratios(teacher_dir(task), root / "teacher" / "plugins", data, "test", list(RATIOS),
+                              recipe.max_length)
+    assistant = load_multi_exit(root / "assistant")
+    quarter = load_multi_exit(root / "quarter")
+    calibrated = {str(ratio): calibrate_checkpoint(root / "quarter", data, list(DROPS), ratio,
+                                                   root / "quarter" / "plugins")["thresholds"]
+                  for ratio in (1, *RATIOS)}
+    return {"task": task, "test_examples": len(data.test), "teacher": teacher,
+            "assistant_test_exit_accuracy": evaluate_exits(assistant[0], assistant[1], data.test),
+            "quarter_test_exit_accuracy": evaluate_exits(quarter[0], quarter[1], data.test),
+            "quarter_calibrated": calibrated}
+
+
+def ship(task: str) -> None:
+    """models/<task>/: the teacher's LoRA adapter, the fp16 quarter model with its thresholds and its
+    fp16 plugins, as safetensors + JSON, within 15 MB. The teacher's own plugin sets (3 MB more) stay
+    in runs/: measured.json holds their test scores."""
+    root, out = RUNS / task, SHIPPED / task
+    shutil.rmtree(out, ignore_errors=True)
+    if RECIPES[task].teacher_epochs:
+        shutil.copytree(root / "teacher", out / "teacher", ignore=shutil.ignore_patterns("plugins"))
+    shutil.copytree(root / "quarter", out / "quarter", ignore=shutil.ignore_patterns("plugins"))
+    for ratio in RATIOS:
+        source, target = root / "quarter" / "plugins" / f"k{ratio}", out / "quarter" / "plugins" / f"k{ratio}"
+        metrics = (source / "metrics.json").read_bytes()
+        PluginSet.load(source).save(target, dtype=torch.float16)
+        (target / "metrics.json").write_bytes(metrics)
+    shutil.copy(root / "measured.json", out / "measured.json")
+    shutil.copy(root / "costs.json", out / "costs.json")
+
+
+def report(tasks: list[str]) -> str:
+    lines = ["| set | stage | wall time |", "|---|---|---|"]
+    for task in tasks:
+        path = RUNS / task / "costs.json"
+        if path.is_file():
+            costs = json.loads(path.read_text())
+            lines += [f"| {task} | {stage} | {seconds / 60:.1f} min |" for stage, seconds in costs.items()]
+            lines.append(f"| {task} | **all** | **{sum(costs.values()) / 60:.1f} min** |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument("--ship", action="store_true", help="copy each finished set into models/<task>/")
+    parser.add_argument("--report", action="store_true", help="only print the wall times of finished stages")
+    parser.add_argument("--max-train", type=int, help="a seeded subset of each training split (a smoke run)")
+    parser.add_argument("--runs", type=Path, default=Path("runs/full"), help="where the runs go")
+    args = parser.parse_args()
+    global RUNS
+    RUNS = args.runs
+    if not args.report:
+        for task in args.tasks:
+            train(task, args.device, args.max_train)
+            if args.ship:
+                ship(task)
+    print(report(args.tasks))
+
+
+if __name__ == "__main__":
+    main()

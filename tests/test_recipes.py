@@ -1,0 +1,141 @@
+"""The full-data recipes' levers: the teacher's states cached once, plugins fitted layer by layer,
+and stages that resume where they were killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import toy_data, toy_task
+from safetensors.torch import load_file
+
+from edge_variator.plugins import PluginSet, attach
+from edge_variator.task import checkpoint_sha256, load_task
+from edge_variator.train import (
+    FinetuneConfig,
+    PluginTrainConfig,
+    ResumeError,
+    cache_backbone_states,
+    finetune,
+    plugin_distillation_loss,
+    resume_dir,
+    train_plugins,
+)
+
+
+def plugged_teacher(teacher: Path, ratio: int = 2):
+    model, tokenizer, _ = load_task(teacher)
+    sha = checkpoint_sha256(teacher)
+    torch.manual_seed(0)
+    plugin_set = PluginSet.for_backbone(model.encoder, sha, ratio, bottleneck=8)
+    for parameter in plugin_set.parameters():  # trained plugins are not silent
+        torch.nn.init.normal_(parameter, std=0.2)
+    attach(model.encoder, plugin_set, sha)
+    return model, tokenizer
+
+
+@pytest.mark.parametrize(("dtype", "tolerance"), [("float32", 1e-5), ("float16", 2e-3)])
+def test_the_cached_teacher_gives_the_loss_of_recomputing_it(toy_teacher, tmp_path, dtype, tolerance):
+    model, tokenizer = plugged_teacher(toy_teacher)
+    examples = toy_task(40, 3)
+    cache = cache_backbone_states(model, tokenizer, examples, tmp_path / "states", "key", dtype)
+    indices = [3, 7, 11, 20, 39]
+    batch = tokenizer([examples[i].text for i in indices])
+    labels = torch.tensor([examples[i].label for i in indices])
+    config = PluginTrainConfig()
+    with torch.no_grad():
+        recomputed = plugin_distillation_loss(model, 2, batch, config, labels)
+        cached = plugin_distillation_loss(model, 2, batch, config, labels,
+                                          cache.gather(indices, batch.input_ids.shape[1]))
+    assert recomputed.item() > 0.01  # the plugins change the states: there is a loss to match
+    assert cached.item() == pytest.approx(recomputed.item(), rel=tolerance)
+
+
+def test_a_cache_is_reused_for_the_same_key_and_rebuilt_for_another(toy_teacher, tmp_path):
+    model, tokenizer = plugged_teacher(toy_teacher)
+    examples = toy_task(16, 3)
+    cache_backbone_states(model, tokenizer, examples, tmp_path / "states", "one")
+    written = (tmp_path / "states" / "states.bin").stat().st_mtime_ns
+    cache_backbone_states(model, tokenizer, examples, tmp_path / "states", "one")
+    assert (tmp_path / "states" / "states.bin").stat().st_mtime_ns == written
+    rebuilt = cache_backbone_states(model, tokenizer, examples[:8], tmp_path / "states", "one")
+    assert rebuilt.meta["examples"] == 8
+
+
+def test_layerwise_fitting_lowers_every_layers_reconstruction_error(toy_teacher, tmp_path):
+    config = PluginTrainConfig(epochs=0, layerwise_epochs=3, batch_size=16, lr=3e-3, max_length=32,
+                               bottleneck=8)
+    metrics = train_plugins(toy_teacher, toy_data(), tmp_path / "k4", 4, config, progress=False)
+    assert [row["layer"] for row in metrics["layerwise"]] == [0, 1]
+    for row in metrics["layerwise"]:
+        assert row["mse_after"] < 0.9 * row["mse_before"], row
+    assert metrics["history"][0]["stage"] == "layerwise"
+    assert PluginSet.load(tmp_path / "k4").config.ratio == 4
+    assert not resume_dir(tmp_path / "k4").exists()  # checkpoints and caches go once it is finished
+
+
+STAGE_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from conftest import toy_data
+from edge_variator.train import FinetuneConfig, PluginTrainConfig, finetune, train_plugins
+stage, out, source = sys.argv[1:4]
+if stage == "finetune":
+    config = FinetuneConfig(method="full", epochs=3, batch_size=16, lr=3e-3, max_length=32, checkpoint_seconds=0)
+    finetune(toy_data(train=256), out, config, model_dir=source, progress=False)
+else:
+    config = PluginTrainConfig(epochs=2, layerwise_epochs=2, batch_size=8, lr=3e-3, max_length=32, bottleneck=8,
+                               checkpoint_seconds=0)
+    train_plugins(source, toy_data(), out, 2, config, progress=False)
+"""
+
+
+def run_stage(stage: str, out: Path, source: Path) -> None:
+    subprocess.run([sys.executable, "-c", STAGE_SCRIPT.format(tests=str(Path(__file__).parent)), stage,
+                    str(out), str(source)], check=True)
+
+
+def kill_midway(stage: str, out: Path, source: Path, checkpoint: str) -> None:
+    """Start the stage in a process and SIGKILL it as soon as its `checkpoint` shows progress."""
+    process = subprocess.Popen([sys.executable, "-c", STAGE_SCRIPT.format(tests=str(Path(__file__).parent)),
+                                stage, str(out), str(source)])
+    marker = resume_dir(out) / checkpoint
+    deadline = time.monotonic() + 300
+    while not marker.is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (out / "metrics.json").is_file(), "the stage finished before it could be killed"
+    assert marker.is_file()
+
+
+@pytest.mark.parametrize(("stage", "checkpoint"), [("finetune", "finetune.pt"), ("plugins", "layer1.pt")])
+def test_a_stage_killed_midway_resumes_to_the_uninterrupted_result(stage, checkpoint, tiny_bert_dir,
+                                                                   toy_teacher, tmp_path):
+    source = tiny_bert_dir if stage == "finetune" else toy_teacher
+    run_stage(stage, tmp_path / "whole", source)
+    kill_midway(stage, tmp_path / "resumed", source, checkpoint)
+    run_stage(stage, tmp_path / "resumed", source)  # the same command again
+
+    weights = "model.safetensors" if stage == "finetune" else "plugins.safetensors"
+    whole, resumed = load_file(tmp_path / "whole" / weights), load_file(tmp_path / "resumed" / weights)
+    assert whole.keys() == resumed.keys()
+    for name in whole:
+        torch.testing.assert_close(resumed[name], whole[name], rtol=0, atol=0, msg=name)
+    history = [json.loads((tmp_path / run / "metrics.json").read_text())["history"]
+               for run in ("whole", "resumed")]
+    assert history[0] == history[1]
+
+
+def test_a_checkpoint_from_other_settings_is_refused(tiny_bert_dir, tmp_path):
+    config = FinetuneConfig(method="full", epochs=2, batch_size=16, lr=3e-3, max_length=32, checkpoint_seconds=0)
+    kill_midway("finetune", tmp_path / "run", tiny_bert_dir, "finetune.pt")
+    with pytest.raises(ResumeError, match="epochs"):
+        finetune(toy_data(train=256), tmp_path / "run", config, model_dir=tiny_bert_dir, progress=False)
