@@ -14,10 +14,11 @@ On one machine, in one run, batch 1:
 - **accuracy and mean latency per text** on each data set's test split, one text at a time as an
   app runs them: its uncompressed task model in each runtime, and our bundle at every ratio x exit
   threshold through the runner (early exit included). The long-document sets (20ng, r8) run at 256
-  tokens on a seeded sample of LONG_TEXTS test documents.
+  tokens; 20ng on a seeded sample of TEST_SAMPLE test documents, the others on their whole test split.
 
-Our models of the other data sets come from the repo's training scripts (runs/, see task_models);
-a data set whose models are not there is reported as not run, with the command that makes them.
+Our models of each data set come from models/<task>/ (scripts/train_all.py --ship), else from the
+older training scripts' runs/ (see task_models); a data set whose models are in neither is reported
+as not run, with the command that makes them.
 Bundles are exported once and cached (cli.cached_export), about 8 minutes each on 2 cores.
 `bench/report.py` turns the result into docs/RESULTS.md and plots.
 """
@@ -58,7 +59,9 @@ from edge_variator.tokenizer import Tokenizer
 TEACHER = "uncompressed"
 TASKS = ("mr", "trec6", "sms_spam", "20ng", "r8")
 LONG_TASKS = {"20ng": 256, "r8": 256}  # max length; the others run at 128
-LONG_TEXTS = 1000  # test documents per long set: 7,521 of 20ng at ~15 configurations would take an hour
+# test documents per set when not all: 20ng's 7,521 at ~15 configurations would take an hour
+TEST_SAMPLE = {"20ng": 2000}
+SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models"  # scripts/train_all.py --ship
 CALIBRATION_TEXTS = 200  # train texts that calibrate the int8 bundle's activation ranges
 
 
@@ -72,27 +75,38 @@ class TaskModels:
     plugins: Path | None  # its plugin sets (k2/ k4/ k8/)
     max_length: int
     what: str  # how ours was made, for the report
+    model_dir: Path  # the folder the report names (docs/results.json's model_dir)
 
 
-def task_models(task: str, runs: Path) -> TaskModels | str:
-    """The models of `task`, or why there are none (with the command that trains them)."""
+def task_models(task: str, runs: Path, shipped: Path = SHIPPED_MODELS) -> TaskModels | str:
+    """The models of `task`, or why there are none (with the command that trains them). The folder
+    scripts/train_all.py ships (models/<task>/) comes first, then the older training scripts' runs/."""
     max_length = LONG_TASKS.get(task, 128)
+    folder = shipped / task
+    if is_multi_exit(folder / "quarter") and (folder / "quarter" / "plugins").is_dir():
+        teacher = folder / "teacher" if (folder / "teacher" / "task.json").is_file() else SHIPPED_ADAPTER
+        return TaskModels(task, teacher, folder / "quarter", folder / "quarter" / "plugins", max_length,
+                          "its slender multi-exit model (1/4 width) with its k = 2, 4, 8 plugins, trained on "
+                          f"the full training split by `python scripts/train_all.py --tasks {task} --ship`",
+                          folder)
     if task == datasets.DEFAULT_TASK:
         ours, plugins = default_checkpoint()
         return TaskModels(task, SHIPPED_ADAPTER, ours, plugins, max_length,
-                          "the shipped slender multi-exit model (1/4 width) with its k = 2, 4, 8 plugins")
+                          "the shipped slender multi-exit model (1/4 width) with its k = 2, 4, 8 plugins",
+                          ours)
     teacher, slender = runs / "teachers" / f"{task}-lora", runs / "slender" / task / "quarter"
+    trains = f"`python scripts/train_all.py --tasks {task} --ship` trains it into {folder}"
     if not (teacher / "task.json").is_file():
-        return f"no task model: `python scripts/teacher_table.py --tasks {task}` trains it into {teacher}"
+        return f"no task model: {trains}"
     if is_multi_exit(slender) and (slender / "plugins").is_dir():
         return TaskModels(task, teacher, slender, slender / "plugins", max_length,
                           "its slender multi-exit model (1/4 width) with its k = 2, 4, 8 plugins, from "
-                          f"`python scripts/slender_table.py --tasks {task}`")
+                          f"`python scripts/slender_table.py --tasks {task}`", slender)
     if (runs / "plugins" / task).is_dir():
         return TaskModels(task, teacher, teacher, runs / "plugins" / task, max_length,
                           "its task model with k = 2, 4, 8 plugins only: no slender multi-exit model (so no "
-                          "early exit) was trained for it")
-    return f"no plugins or slender model: `python scripts/slender_table.py --tasks {task}` trains them"
+                          "early exit) was trained for it", teacher)
+    return f"no plugins or slender model: {trains}"
 
 
 def bundle_of(models: TaskModels, kind: str, max_length: int, quantize: str = "none",
@@ -295,7 +309,16 @@ def compare_task(models: TaskModels, limit: int | None, quick: bool, work: Path)
     # a seeded sample, not the first texts: 20ng's and r8's own test splits are sorted by class
     test = random.Random(0).sample(data.test, limit) if limit and limit < len(data.test) else data.test
     return {"task": models.task, "texts": len(test), "of": len(data.test), "max_length": models.max_length,
-            "ours": models.what, "accuracy": accuracy_rows(test, calls, tokenizer, ours)}
+            "ours": models.what, "model_dir": repo_relative(models.model_dir),
+            "accuracy": accuracy_rows(test, calls, tokenizer, ours)}
+
+
+def repo_relative(path: Path) -> str:
+    """`path` relative to the repository when it is inside it (docs/results.json's model_dir)."""
+    try:
+        return str(path.resolve().relative_to(SHIPPED_MODELS.parent))
+    except ValueError:
+        return str(path)
 
 
 def run(lengths: Sequence[int], repeats: int, limit: int | None, quick: bool, work: Path,
@@ -313,7 +336,7 @@ def run(lengths: Sequence[int], repeats: int, limit: int | None, quick: bool, wo
     results = []
     for task, models in found.items():
         if isinstance(models, TaskModels):
-            task_limit = limit or (LONG_TEXTS if task in LONG_TASKS else None)
+            task_limit = limit or TEST_SAMPLE.get(task)
             results.append(compare_task(models, task_limit, quick, work))
             gc.collect()
     from executorch.extension.pybindings.portable_lib import _threadpool_get_thread_count
@@ -333,7 +356,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--limit", type=int, default=0,
                         help="a seeded sample of N test texts per data set (0: all; "
-                        f"{LONG_TEXTS} of the long ones)")
+                        f"of 20ng, {TEST_SAMPLE['20ng']})")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--runs", default="runs", help="where the training scripts left the other models")
     parser.add_argument("--quick", action="store_true", help="the shipped mr bundle only, nothing exported")

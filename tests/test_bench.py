@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -101,17 +102,39 @@ def test_targets_list_every_data_set_and_say_why_one_misses():
 
 def test_task_models_say_which_model_is_ours_or_what_trains_it(tmp_path):
     compare = bench_module("compare")
-    assert "scripts/teacher_table.py --tasks r8" in compare.task_models("r8", tmp_path)
+    shipped = tmp_path / "models"
+    assert "scripts/train_all.py --tasks r8 --ship" in compare.task_models("r8", tmp_path, shipped)
     (tmp_path / "teachers" / "r8-lora").mkdir(parents=True)
     (tmp_path / "teachers" / "r8-lora" / "task.json").write_text("{}")
-    assert "scripts/slender_table.py --tasks r8" in compare.task_models("r8", tmp_path)
+    assert "scripts/train_all.py --tasks r8 --ship" in compare.task_models("r8", tmp_path, shipped)
     (tmp_path / "plugins" / "r8" / "k2").mkdir(parents=True)
-    plugins_only = compare.task_models("r8", tmp_path)
+    plugins_only = compare.task_models("r8", tmp_path, shipped)
     assert plugins_only.ours == plugins_only.uncompressed and plugins_only.max_length == 256
     assert "plugins only" in plugins_only.what
     slender = tmp_path / "slender" / "r8" / "quarter"
     (slender / "plugins").mkdir(parents=True)
     (slender / "exits.json").write_text("{}")
-    models = compare.task_models("r8", tmp_path)
+    models = compare.task_models("r8", tmp_path, shipped)
     assert models.ours == slender and models.plugins == slender / "plugins" and "slender" in models.what
-    assert compare.task_models("mr", tmp_path).uncompressed.name == "mr_lora"  # the shipped one
+    assert compare.task_models("mr", tmp_path, shipped).uncompressed.name == "mr_lora"  # the shipped one
+    quarter = shipped / "r8" / "quarter"  # what scripts/train_all.py --ship writes comes first
+    (quarter / "plugins").mkdir(parents=True)
+    (quarter / "exits.json").write_text("{}")
+    (shipped / "r8" / "teacher").mkdir()
+    (shipped / "r8" / "teacher" / "task.json").write_text("{}")
+    models = compare.task_models("r8", tmp_path, shipped)
+    assert (models.uncompressed, models.ours, models.model_dir) == (shipped / "r8" / "teacher", quarter,
+                                                                    shipped / "r8")
+
+
+def test_recipe_targets_state_each_verdict_from_the_shipped_scores(tmp_path):
+    report = bench_module("report")
+    (tmp_path / "r8").mkdir()
+    teacher = [{"ratio": 1, "accuracy": 0.975}, {"ratio": 2, "accuracy": 0.972},
+               {"ratio": 4, "accuracy": 0.955}, {"ratio": 8, "accuracy": 0.950}]
+    (tmp_path / "r8" / "measured.json").write_text(json.dumps(
+        {"teacher": teacher, "quarter_test_exit_accuracy": [0.9, 0.96, 0.968]}))
+    lines = "\n".join(report.recipe_targets(tmp_path))
+    assert ("| r8 | 97.50% (>= 97.00) | -0.30 / -2.00 / -2.50 (0.5 / 1.5 / 3) | 96.80% (-0.70; >= -1) | "
+            "teacher **met**, plugins **missed**, slender **met** |") in lines
+    assert "| 20ng | not trained: `python scripts/train_all.py --tasks 20ng --ship`" in lines

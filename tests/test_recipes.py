@@ -88,11 +88,12 @@ from conftest import toy_data
 from edge_variator.train import FinetuneConfig, PluginTrainConfig, finetune, train_plugins
 stage, out, source = sys.argv[1:4]
 if stage == "finetune":
-    config = FinetuneConfig(method="full", epochs=3, batch_size=16, lr=3e-3, max_length=32, checkpoint_seconds=0)
+    config = FinetuneConfig(method="full", epochs=3, batch_size=16, lr=3e-3, max_length=32,
+                            checkpoint_seconds=0)
     finetune(toy_data(train=256), out, config, model_dir=source, progress=False)
 else:
-    config = PluginTrainConfig(epochs=2, layerwise_epochs=2, batch_size=8, lr=3e-3, max_length=32, bottleneck=8,
-                               checkpoint_seconds=0)
+    config = PluginTrainConfig(epochs=2, layerwise_epochs=2, batch_size=8, lr=3e-3, max_length=32,
+                               bottleneck=8, checkpoint_seconds=0)
     train_plugins(source, toy_data(), out, 2, config, progress=False)
 """
 
@@ -135,7 +136,8 @@ def test_a_stage_killed_midway_resumes_to_the_uninterrupted_result(stage, checkp
 
 
 def test_a_checkpoint_from_other_settings_is_refused(tiny_bert_dir, tmp_path):
-    config = FinetuneConfig(method="full", epochs=2, batch_size=16, lr=3e-3, max_length=32, checkpoint_seconds=0)
+    config = FinetuneConfig(method="full", epochs=2, batch_size=16, lr=3e-3, max_length=32,
+                            checkpoint_seconds=0)
     kill_midway("finetune", tmp_path / "run", tiny_bert_dir, "finetune.pt")
     with pytest.raises(ResumeError, match="epochs"):
         finetune(toy_data(train=256), tmp_path / "run", config, model_dir=tiny_bert_dir, progress=False)
