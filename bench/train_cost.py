@@ -12,7 +12,7 @@ machine's state; dev and test are cut to 32 texts so the figures are training, n
 - plugins layer by layer (one epoch of every layer's FFN sub-block, and the forward passes that
   carry the compressed model's states from layer to layer);
 - the multi-exit assistant, and the slender model's two distillation stages (pruning included);
-- a torch thread count of 1 against the default, on the teacher stage.
+- a torch thread count of 1 against the default, and torch.compile, on the teacher stage.
 Prints a table and writes it as JSON (--out).
 """
 
@@ -74,6 +74,8 @@ def run(task: str, texts: int, work: Path) -> list[dict]:
     torch.set_num_threads(1)
     timed("teacher (LoRA)", "1 thread", lambda: finetune(data, work / "teacher-1", config, progress=False))
     torch.set_num_threads(threads)
+    timed("teacher (LoRA)", "torch.compile (compile time included)",
+          lambda: finetune(data, work / "teacher-compiled", replace(config, compile=True), progress=False))
     source = teacher if RECIPES[task].teacher_epochs else teacher_dir(task)
 
     plain = PluginTrainConfig(epochs=1, max_length=length, cache_teacher=False)

@@ -61,6 +61,7 @@ class LoopConfig:
     max_train: int | None = None  # train on a seeded subset (long-text sets on a CPU)
     device: str = "cpu"  # "cuda" where a GPU is lent; torchrun picks each rank's own
     checkpoint_seconds: float = 180.0  # how often a resumable stage checkpoints mid-epoch
+    compile: bool = False  # torch.compile the model a fine-tuning step runs (bench/train_cost.py measures it)
 
 
 @dataclass
@@ -271,6 +272,8 @@ def finetune(data: TaskData, out_dir: str | Path, config: FinetuneConfig,
         raise ValueError(f"method must be 'full' or 'lora', not {config.method!r}")
     model.to(device)
     trained = model if world == 1 else DistributedDataParallel(model)
+    if config.compile:  # dynamic: length-bucketed batches change the sequence length every step
+        trained = torch.compile(trained, dynamic=True)
     train = subsample(data.train, config)
 
     def batch_loss(batch: Batch, labels: torch.Tensor, indices: list[int]) -> torch.Tensor:

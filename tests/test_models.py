@@ -1,0 +1,47 @@
+"""Every shipped set's folder (models/<task>/, from scripts/train_all.py --ship) loads, fits its backbone
+and stays within its size, so a fresh clone reports every set without training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edge_variator.exits import load_multi_exit
+from edge_variator.plugins import RATIOS, PluginSet, attach
+from edge_variator.task import checkpoint_sha256, load_task
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted(path for path in (ROOT / "models").glob("*") if path.is_dir())
+MAX_BYTES = 15 * 2**20
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=[path.name for path in SHIPPED])
+def test_a_shipped_set_loads_and_fits_its_backbone(folder):
+    model, _, info = load_multi_exit(folder / "quarter")
+    assert info.thresholds, "the quarter model ships with its calibrated exit thresholds"
+    sha = checkpoint_sha256(folder / "quarter")
+    for ratio in RATIOS:
+        plugin_set = PluginSet.load(folder / "quarter" / "plugins" / f"k{ratio}")
+        attach(model.encoder, plugin_set, sha)  # refuses plugins bound to other weights
+    if (folder / "teacher").is_dir():  # mr's teacher is the package's own adapter
+        teacher, _, teacher_info = load_task(folder / "teacher")
+        assert teacher_info.labels == info.labels
+    measured = json.loads((folder / "measured.json").read_text())
+    assert [row["ratio"] for row in measured["teacher"]] == [1, *RATIOS]
+    assert len(measured["quarter_test_exit_accuracy"]) == model.encoder.config.layers
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=[path.name for path in SHIPPED])
+def test_a_shipped_set_is_at_most_15_mb(folder):
+    size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    assert size <= MAX_BYTES, f"{folder.name}: {size / 2**20:.1f} MB"
+
+
+def test_the_report_names_folders_that_exist():
+    results = json.loads((ROOT / "docs" / "results.json").read_text())
+    named = [task["model_dir"] for task in results["tasks"] if "model_dir" in task]
+    for model_dir in named:
+        assert not Path(model_dir).is_absolute(), model_dir
+        assert (ROOT / model_dir).is_dir(), model_dir
