@@ -136,6 +136,7 @@ def train_loop(
     fast_lr: float | None = None,
     resume: Path | None = None,
     history: list[dict] | None = None,
+    stage: str = "",
 ) -> None:
     """AdamW with linear warmup and decay over length-bucketed batches of `train`.
 
@@ -198,7 +199,8 @@ def train_loop(
         mine = batches[rank::world][:steps_per_epoch]
         skip = start_step if epoch == start_epoch else 0
         losses = list(resumed_losses) if epoch == start_epoch else []
-        bar = tqdm(mine[skip:], desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress or rank,
+        bar = tqdm(mine[skip:], desc=f"{stage + ', ' if stage else ''}epoch {epoch + 1}/{config.epochs}",
+                   disable=not progress or rank,
                    initial=skip, total=len(mine))
         for step, indices in enumerate(bar, start=skip):
             batch = tokenizer([train[i].text for i in indices],
@@ -292,7 +294,8 @@ def finetune(data: TaskData, out_dir: str | Path, config: FinetuneConfig,
     started = time.perf_counter()
     default_lr = 5e-5 if config.method == "full" else 1e-3
     train_loop(trained, train, tokenizer, config, config.lr or default_lr, batch_loss,
-               end_of_epoch, progress, resume=resume_dir(out_dir) / "finetune.pt", history=history)
+               end_of_epoch, progress, resume=resume_dir(out_dir) / "finetune.pt", history=history,
+               stage=f"fine-tune {data.name}")
     if rank != 0:
         return {}
     best = max(history, key=lambda h: h["dev_accuracy"])  # the first of equals, as saved
@@ -461,7 +464,8 @@ def fit_plugins_layerwise(model: TaskModel | MultiExitModel, plugin_set: PluginS
             train_loop(plugin_set.plugins[str(index)], train, tokenizer,
                        replace(config, epochs=config.layerwise_epochs), config.lr or 1e-3, batch_loss,
                        lambda epoch, losses: None, progress, train_mode=False,
-                       resume=None if resume is None else resume / f"layer{index}.pt")
+                       resume=None if resume is None else resume / f"layer{index}.pt",
+                       stage=f"k={ratio} plugin, layer {index + 1}/{len(encoder.layers)}")
         student, after = _map_tokens(ffn_block, attended, cache, index + 1, device=device)
         if str(index) in plugin_set.plugins:
             errors.append({"layer": index, "mse_before": before, "mse_after": after})
@@ -559,7 +563,7 @@ def train_plugins(checkpoint: str | Path, data: TaskData, out_dir: str | Path, r
     if config.epochs:
         train_loop(model, train, tokenizer, config, config.lr or 1e-3, batch_loss, end_of_epoch,
                    progress, train_mode=False,  # dropout off: teacher and student see the same network
-                   resume=resume / "e2e.pt", history=history)
+                   resume=resume / "e2e.pt", history=history, stage=f"k={ratio} plugins, end to end")
     if rank != 0:
         return {}
     metrics = {
@@ -661,7 +665,7 @@ def _train_exits_stage(model: MultiExitModel, tokenizer: Tokenizer, data: TaskDa
 
     train_loop(model, train, tokenizer, config, lr, batch_loss, end_of_epoch, progress,
                fast_parameters=list(model.exits.parameters()), fast_lr=config.exit_lr,
-               resume=resume, history=history)
+               resume=resume, history=history, stage="every exit")
     return history
 
 
@@ -804,7 +808,7 @@ def train_slender(assistant: str | Path, data: TaskData, out_dir: str | Path, co
     teacher.eval()
     train_loop(student, train, tokenizer, replace(config, epochs=config.repr_epochs), config.lr or 1e-4,
                hidden_loss, after_repr_epoch, progress, resume=resume / "representation.pt",
-               history=repr_history)
+               history=repr_history, stage="hidden-state distillation")
 
     # 3. prediction distillation: exit i of the student from exit i of the assistant
     student.rescale_gradients = True
