@@ -1,0 +1,91 @@
+"""Plugin recipes side by side on one teacher and one ratio: accuracy and wall time of each.
+
+    python bench/plugin_recipes.py                       # mr's shipped teacher, k = 4, all 8,454 texts
+    python bench/plugin_recipes.py --task trec6 --teacher runs/full/trec6/teacher --ratio 8
+
+- end to end: the old recipe, one epoch of every layer's MSE + the task loss, the teacher's states
+  recomputed at every step;
+- layer by layer, then one end-to-end epoch against the cached teacher (scripts/train_all.py's recipe);
+- the same, starting from plugins pre-trained on the union of the benchmarks' unlabelled training
+  text (hidden-state MSE only, layer by layer, at 128 tokens; the pre-training's own time is shown
+  apart, as it is paid once per backbone for every task).
+Dev accuracy picks each recipe's best epoch, as in training; test accuracy is reported beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from edge_variator.cli import SHIPPED_ADAPTER, evaluate_ratios
+from edge_variator.data import general_corpus, load_benchmark
+from edge_variator.encoder import default_model_dir
+from edge_variator.train import PluginTrainConfig, train_plugins
+
+
+def run(task: str, teacher: Path, ratio: int, texts: int | None, pretrain_texts: int, max_length: int,
+        work: Path) -> list[dict]:
+    data = load_benchmark(task)
+    if texts:
+        data = replace(data, train=random.Random(0).sample(data.train, min(texts, len(data.train))))
+    base = PluginTrainConfig(max_length=max_length)  # each recipe builds its own teacher cache
+    recipes = {
+        "end to end, 1 epoch (old)": replace(base, epochs=1, cache_teacher=False),
+        "layer by layer x3 + 1 end-to-end epoch": replace(base, epochs=1, layerwise_epochs=3),
+    }
+    started = time.perf_counter()
+    corpus = general_corpus()
+    corpus = replace(corpus, train=corpus.train[:pretrain_texts], dev=corpus.dev[:500])
+    pretrain = PluginTrainConfig(max_length=128, epochs=0, layerwise_epochs=2, ce_weight=0.0)
+    pretrained = work / "pretrained" / f"k{ratio}"
+    train_plugins(default_model_dir(), corpus, pretrained, ratio, pretrain, progress=False)
+    pretrain_seconds = time.perf_counter() - started
+    recipes["pre-trained, then layer by layer x3 + 1 end-to-end epoch"] = replace(
+        recipes["layer by layer x3 + 1 end-to-end epoch"], init_from=str(pretrained))
+    rows = [{"recipe": f"pre-training on {len(corpus.train):,} unlabelled texts (once per backbone)",
+             "seconds": round(pretrain_seconds, 1)}]
+    for name, config in recipes.items():
+        out = work / name.replace(" ", "_").replace(",", "")
+        started = time.perf_counter()
+        metrics = train_plugins(teacher, data, out / f"k{ratio}", ratio, config, progress=False)
+        seconds = time.perf_counter() - started
+        scores = evaluate_ratios(teacher, out, data, "test", [ratio], max_length)
+        best = max(metrics["history"], key=lambda h: h["dev_accuracy"])
+        rows.append({"recipe": name, "seconds": round(seconds, 1), "dev": best["dev_accuracy"],
+                     "test": scores[1]["accuracy"], "test_k1": scores[0]["accuracy"],
+                     "dev_per_epoch": [h["dev_accuracy"] for h in metrics["history"]]})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--task", default="mr")
+    parser.add_argument("--teacher", type=Path, default=SHIPPED_ADAPTER)
+    parser.add_argument("--ratio", type=int, default=4)
+    parser.add_argument("--texts", type=int, default=None, help="a seeded subset of the training split")
+    parser.add_argument("--pretrain-texts", type=int, default=16000)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as work:
+        rows = run(args.task, args.teacher, args.ratio, args.texts, args.pretrain_texts, args.max_length,
+                   Path(work))
+    print("| recipe | wall time | dev | test | test at k=1 |\n|---|---|---|---|---|")
+    for row in rows:
+        if "dev" in row:
+            print(f"| {row['recipe']} | {row['seconds']:.0f} s | {100 * row['dev']:.2f} | "
+                  f"{100 * row['test']:.2f} | {100 * row['test_k1']:.2f} |")
+        else:
+            print(f"| {row['recipe']} | {row['seconds']:.0f} s | | | |")
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
