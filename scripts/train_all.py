@@ -62,11 +62,11 @@ class Recipe:
 
 
 RECIPES = {
-    "mr": Recipe(128, 0, 2, 3),
+    "mr": Recipe(128, 0, 2, 5),
     "trec6": Recipe(128, 3, 2, 3),
     "sms_spam": Recipe(128, 2, 1, 2),
-    "r8": Recipe(256, 5, 2, 3),
-    "20ng": Recipe(256, 4, 2, 3),
+    "r8": Recipe(256, 5, 2, 4),
+    "20ng": Recipe(256, 4, 2, 4),
 }
 QUARTER = {"heads": 3, "neurons": 384, "embedding_rank": 64}
 
