@@ -206,6 +206,18 @@ def save_multi_exit(model: MultiExitModel, tokenizer: Tokenizer, info: ExitsInfo
             write_json(tmp / name, content)
 
 
+def to_fp16(checkpoint: str | Path) -> None:
+    """Re-save a multi-exit checkpoint (and its metrics.json) with fp16 weights, half the file, once:
+    what ships, and what its plugins are then bound to."""
+    checkpoint = Path(checkpoint)
+    if next(iter(load_file(checkpoint / "model.safetensors").values())).dtype == torch.float16:
+        return
+    model, tokenizer, info = load_multi_exit(checkpoint)
+    metrics = json.loads((checkpoint / "metrics.json").read_text())
+    save_multi_exit(model, tokenizer, info, checkpoint, dtype=torch.float16,
+                    extra_files={"metrics.json": metrics})
+
+
 def save_thresholds(path: str | Path, thresholds: dict[str, float]) -> None:
     """Rewrite exits.json with calibrated thresholds (atomically; the weights are untouched)."""
     info = ExitsInfo(**json.loads((Path(path) / "exits.json").read_text()))

@@ -24,12 +24,11 @@ import statistics
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 
 from edge_variator.cli import SHIPPED_ADAPTER, SHIPPED_SLENDER, calibrate_checkpoint
 from edge_variator.cost import average_flops, parameter_count
 from edge_variator.data import load_benchmark
-from edge_variator.exits import load_multi_exit, save_multi_exit
+from edge_variator.exits import to_fp16
 from edge_variator.plugins import RATIOS, PluginSet
 from edge_variator.task import load_task
 from edge_variator.train import (
@@ -85,17 +84,6 @@ def train(task: str) -> None:
             if not (base / "plugins" / f"k{ratio}" / "metrics.json").is_file():
                 config = PluginTrainConfig(epochs=1, max_length=max_length, max_train=MAX_TRAIN.get(task))
                 train_plugins(base, data, base / "plugins" / f"k{ratio}", ratio, config)
-
-
-def to_fp16(checkpoint: Path) -> None:
-    """Re-save a multi-exit checkpoint with fp16 weights (half the file), once."""
-    with safe_open(checkpoint / "model.safetensors", "pt") as weights:
-        if weights.get_tensor(next(iter(weights.keys()))).dtype == torch.float16:
-            return
-    model, tokenizer, info = load_multi_exit(checkpoint)
-    metrics = json.loads((checkpoint / "metrics.json").read_text())
-    save_multi_exit(model, tokenizer, info, checkpoint, dtype=torch.float16,
-                    extra_files={"metrics.json": metrics})
 
 
 def measure(task: str) -> dict:

@@ -27,12 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save
 
 from edge_variator.cli import SHIPPED_ADAPTER, calibrate_checkpoint, evaluate_ratios
 from edge_variator.data import load_benchmark
-from edge_variator.exits import load_multi_exit, save_multi_exit
+from edge_variator.exits import load_multi_exit, to_fp16
 from edge_variator.files import write_bytes, write_json
 from edge_variator.plugins import RATIOS, PluginSet
 from edge_variator.train import (
@@ -104,18 +103,6 @@ def adapter_to_fp16(teacher: Path) -> None:
     if any(tensor.dtype == torch.float32 for tensor in adapter.values()):
         buffer = save({name: tensor.half() for name, tensor in adapter.items()})
         write_bytes(teacher / "adapter.safetensors", buffer)
-
-
-def to_fp16(checkpoint: Path) -> None:
-    """Re-save a multi-exit checkpoint with fp16 weights (half the file), once: its plugins are
-    bound to exactly these weights."""
-    with safe_open(checkpoint / "model.safetensors", "pt") as weights:
-        if weights.get_tensor(next(iter(weights.keys()))).dtype == torch.float16:
-            return
-    model, tokenizer, info = load_multi_exit(checkpoint)
-    metrics = json.loads((checkpoint / "metrics.json").read_text())
-    save_multi_exit(model, tokenizer, info, checkpoint, dtype=torch.float16,
-                    extra_files={"metrics.json": metrics})
 
 
 def train(task: str, device: str, max_train: int | None = None) -> None:
