@@ -105,7 +105,11 @@ def adapter_to_fp16(teacher: Path) -> None:
         write_bytes(teacher / "adapter.safetensors", buffer)
 
 
-def train(task: str, device: str, max_train: int | None = None) -> None:
+STAGES = ("teacher", "teacher-plugins", "assistant", "quarter", "quarter-plugins", "measure")
+
+
+def train(task: str, device: str, max_train: int | None = None, stop_after: str = "measure") -> None:
+    """Every stage of `task` up to and including `stop_after` (the rest is left for a later run)."""
     recipe = RECIPES[task]
     data = load_benchmark(task)
     root = RUNS / task
@@ -124,26 +128,34 @@ def train(task: str, device: str, max_train: int | None = None) -> None:
         costs.setdefault("teacher", metrics["train_seconds"])  # a teacher trained by an earlier command
         adapter_to_fp16(root / "teacher")
         save_costs()
+    if stop_after == "teacher":
+        return
     teacher = teacher_dir(task)
     # the teacher's plugins live in runs/, beside it (mr's teacher is the shipped adapter)
     train_plugin_sets(teacher, root / "teacher" / "plugins", data, recipe, device, max_train, costs,
                       "teacher")
     save_costs()
+    if stop_after == "teacher-plugins":
+        return
     config = ExitTrainConfig(epochs=recipe.assistant_epochs, max_length=recipe.max_length, device=device,
                              max_train=max_train)
     timed(costs, "assistant", root / "assistant" / "metrics.json",
           lambda: train_multi_exit(teacher, data, root / "assistant", config))
     save_costs()
+    if stop_after == "assistant":
+        return
     config = SlenderConfig(epochs=recipe.slender_epochs, max_length=recipe.max_length, device=device,
                            max_train=max_train, **QUARTER)
     timed(costs, "quarter", root / "quarter" / "metrics.json",
           lambda: train_slender(root / "assistant", data, root / "quarter", config))
     to_fp16(root / "quarter")
     save_costs()
+    if stop_after == "quarter":
+        return
     train_plugin_sets(root / "quarter", root / "quarter" / "plugins", data, recipe, device, max_train,
                       costs, "quarter")
     save_costs()
-    if not (root / "measured.json").is_file():
+    if stop_after != "quarter-plugins" and not (root / "measured.json").is_file():
         started = time.perf_counter()
         measured = measure(task)
         costs["measure"] = round(time.perf_counter() - started, 1)
@@ -203,6 +215,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument("--ship", action="store_true", help="copy each finished set into models/<task>/")
     parser.add_argument("--report", action="store_true", help="only print the wall times of finished stages")
+    parser.add_argument("--stop-after", choices=STAGES, default="measure",
+                        help="train up to this stage only; a later run continues from there")
     parser.add_argument("--max-train", type=int, help="a seeded subset of each training split (a smoke run)")
     parser.add_argument("--runs", type=Path, default=Path("runs/full"), help="where the runs go")
     args = parser.parse_args()
@@ -210,8 +224,8 @@ def main() -> None:
     RUNS = args.runs
     if not args.report:
         for task in args.tasks:
-            train(task, args.device, args.max_train)
-            if args.ship:
+            train(task, args.device, args.max_train, args.stop_after)
+            if args.ship and args.stop_after == "measure":
                 ship(task)
     print(report(args.tasks))
 
