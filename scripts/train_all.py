@@ -199,13 +199,15 @@ def ship(task: str) -> None:
 
 
 def report(tasks: list[str]) -> str:
-    lines = ["| set | stage | wall time |", "|---|---|---|"]
+    """Each finished stage's wall time, and per 1,000 training texts (the whole stage, all its epochs)."""
+    lines = ["| set | training texts | stage | wall time | s per 1,000 texts |", "|---|---|---|---|---|"]
     for task in tasks:
         path = RUNS / task / "costs.json"
         if path.is_file():
-            costs = json.loads(path.read_text())
-            lines += [f"| {task} | {stage} | {seconds / 60:.1f} min |" for stage, seconds in costs.items()]
-            lines.append(f"| {task} | **all** | **{sum(costs.values()) / 60:.1f} min** |")
+            costs, texts = json.loads(path.read_text()), len(load_benchmark(task).train)
+            lines += [f"| {task} | {texts:,} | {stage} | {seconds / 60:.1f} min | "
+                      f"{1000 * seconds / texts:.0f} |" for stage, seconds in costs.items()]
+            lines.append(f"| {task} | {texts:,} | **all** | **{sum(costs.values()) / 60:.1f} min** | |")
     return "\n".join(lines)
 
 
