@@ -119,6 +119,9 @@ def train(task: str, device: str, max_train: int | None = None, stop_after: str 
     def save_costs() -> None:
         write_json(costs_path, costs)
 
+    shipped_teacher = SHIPPED / task / "teacher"
+    if (shipped_teacher / "metrics.json").is_file() and not (root / "teacher" / "metrics.json").is_file():
+        shutil.copytree(shipped_teacher, root / "teacher")  # a fresh machine continues from what shipped
     if recipe.teacher_epochs:
         config = FinetuneConfig(method="lora", epochs=recipe.teacher_epochs, max_length=recipe.max_length,
                                 device=device, max_train=max_train)
@@ -180,14 +183,22 @@ def measure(task: str) -> dict:
             "quarter_calibrated": calibrated}
 
 
+def ship_teacher(task: str) -> None:
+    """models/<task>/teacher/ alone, as soon as it exists: the first hour of a long set's recipe,
+    kept for the next machine when the rest is not finished yet."""
+    if RECIPES[task].teacher_epochs:
+        shutil.rmtree(SHIPPED / task / "teacher", ignore_errors=True)
+        shutil.copytree(RUNS / task / "teacher", SHIPPED / task / "teacher",
+                        ignore=shutil.ignore_patterns("plugins", "*.resume"))
+
+
 def ship(task: str) -> None:
     """models/<task>/: the teacher's LoRA adapter, the fp16 quarter model with its thresholds and its
     fp16 plugins, as safetensors + JSON, within 15 MB. The teacher's own plugin sets (3 MB more) stay
     in runs/: measured.json holds their test scores."""
     root, out = RUNS / task, SHIPPED / task
     shutil.rmtree(out, ignore_errors=True)
-    if RECIPES[task].teacher_epochs:
-        shutil.copytree(root / "teacher", out / "teacher", ignore=shutil.ignore_patterns("plugins"))
+    ship_teacher(task)
     shutil.copytree(root / "quarter", out / "quarter", ignore=shutil.ignore_patterns("plugins"))
     for ratio in RATIOS:
         source, target = root / "quarter" / "plugins" / f"k{ratio}", out / "quarter" / "plugins" / f"k{ratio}"
@@ -215,7 +226,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    parser.add_argument("--ship", action="store_true", help="copy each finished set into models/<task>/")
+    parser.add_argument("--ship", action="store_true",
+                        help="copy each finished set into models/<task>/ (with --stop-after: its teacher)")
     parser.add_argument("--report", action="store_true", help="only print the wall times of finished stages")
     parser.add_argument("--stop-after", choices=STAGES, default="measure",
                         help="train up to this stage only; a later run continues from there")
@@ -229,6 +241,8 @@ def main() -> None:
             train(task, args.device, args.max_train, args.stop_after)
             if args.ship and args.stop_after == "measure":
                 ship(task)
+            elif args.ship:
+                ship_teacher(task)
     print(report(args.tasks))
 
 
