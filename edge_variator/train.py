@@ -516,10 +516,15 @@ def train_plugins(checkpoint: str | Path, data: TaskData, out_dir: str | Path, r
     resume = resume_dir(out_dir)
     started = time.perf_counter()
     cache = None
+    world = _distributed(config)[1]
     if config.cache_teacher or config.layerwise_epochs:
         folder = Path(config.cache_dir) if config.cache_dir else resume / "teacher"
-        cache = cache_backbone_states(model, tokenizer, train, folder, f"{sha}:{config.max_length}",
-                                      config.cache_dtype)
+        for builder in (0, 1):  # under torchrun rank 0 builds it, then the other ranks open it
+            if (rank == 0) == (builder == 0):
+                cache = cache_backbone_states(model, tokenizer, train, folder, f"{sha}:{config.max_length}",
+                                              config.cache_dtype)
+            if world > 1:
+                dist.barrier()
     cached_seconds = round(time.perf_counter() - started, 1)
 
     history: list[dict] = []
@@ -545,8 +550,10 @@ def train_plugins(checkpoint: str | Path, data: TaskData, out_dir: str | Path, r
     if config.layerwise_epochs:
         layerwise = fit_plugins_layerwise(model, plugin_set, ratio, cache, train, tokenizer, config,
                                           resume, progress)
-        if not (resume / "e2e.pt").is_file():  # scored once; a resumed e2e pass has it in its history
+        if rank == 0 and not (resume / "e2e.pt").is_file():  # once; a resumed e2e pass has it in its history
             score({"epoch": 0, "stage": "layerwise"})
+        if world > 1:
+            dist.barrier()
     layerwise_seconds = round(time.perf_counter() - started, 1)
 
     def batch_loss(batch: Batch, labels_: torch.Tensor, indices: list[int]) -> torch.Tensor:
