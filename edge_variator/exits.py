@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -210,8 +211,9 @@ def to_fp16(checkpoint: str | Path) -> None:
     """Re-save a multi-exit checkpoint (and its metrics.json) with fp16 weights, half the file, once:
     what ships, and what its plugins are then bound to."""
     checkpoint = Path(checkpoint)
-    if next(iter(load_file(checkpoint / "model.safetensors").values())).dtype == torch.float16:
-        return
+    with safe_open(checkpoint / "model.safetensors", "pt") as weights:  # one tensor, not the whole file
+        if weights.get_tensor(next(iter(weights.keys()))).dtype == torch.float16:
+            return
     model, tokenizer, info = load_multi_exit(checkpoint)
     metrics = json.loads((checkpoint / "metrics.json").read_text())
     save_multi_exit(model, tokenizer, info, checkpoint, dtype=torch.float16,

@@ -509,22 +509,26 @@ def train_plugins(checkpoint: str | Path, data: TaskData, out_dir: str | Path, r
                                       f"for another shape; cannot start ratio-{ratio} training from it")
         plugin_set.load_state_dict(start.state_dict())
     attach(model.encoder, plugin_set, sha)
-    rank, _, device = _distributed(config)
+    rank, world, device = _distributed(config)
     model.to(device)
     backbone = [p for name, p in model.named_parameters() if ".plugins." not in name]
     train = subsample(data.train, config)
     resume = resume_dir(out_dir)
     started = time.perf_counter()
     cache = None
-    world = _distributed(config)[1]
     if config.cache_teacher or config.layerwise_epochs:
         folder = Path(config.cache_dir) if config.cache_dir else resume / "teacher"
-        for builder in (0, 1):  # under torchrun rank 0 builds it, then the other ranks open it
-            if (rank == 0) == (builder == 0):
-                cache = cache_backbone_states(model, tokenizer, train, folder, f"{sha}:{config.max_length}",
-                                              config.cache_dtype)
-            if world > 1:
-                dist.barrier()
+
+        def open_cache() -> TeacherCache:
+            return cache_backbone_states(model, tokenizer, train, folder, f"{sha}:{config.max_length}",
+                                         config.cache_dtype)
+
+        if rank == 0:  # under torchrun rank 0 builds it; the others then open what it wrote
+            cache = open_cache()
+        if world > 1:
+            dist.barrier()
+        if rank != 0:
+            cache = open_cache()
     cached_seconds = round(time.perf_counter() - started, 1)
 
     history: list[dict] = []
