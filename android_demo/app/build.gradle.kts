@@ -5,9 +5,6 @@ plugins {
     id("org.jetbrains.kotlin.android")
 }
 
-// The Android runtime of the executorch release the bundles are exported with (pyproject: executorch==1.4.0).
-val executorchVersion = "1.4.0"
-
 android {
     namespace = "ai.edgevariator.demo"
     compileSdk = 35
@@ -18,11 +15,8 @@ android {
         targetSdk = 35
         versionCode = 1
         versionName = "0.1"
-        buildConfigField("String", "EXECUTORCH_VERSION", "\"$executorchVersion\"")
         ndk { abiFilters += listOf("arm64-v8a", "x86_64") }  // the ABIs the ExecuTorch AAR ships
     }
-
-    buildFeatures { buildConfig = true }
 
     compileOptions {
         sourceCompatibility = JavaVersion.VERSION_17
@@ -38,6 +32,7 @@ kotlin {
 }
 
 dependencies {
+    // The runtime: manifest, policy, tokenizer and the early-exit runner on ExecuTorch (it brings
+    // org.pytorch:executorch-android and its native libraries with it).
     implementation(project(":policy"))
-    implementation("org.pytorch:executorch-android:$executorchVersion")
 }

@@ -1,14 +1,17 @@
 package ai.edgevariator.demo
 
 import android.content.Context
+import ai.edgevariator.policy.BundleRunner
+import ai.edgevariator.policy.ExecuTorchMethods
 import ai.edgevariator.policy.ManifestException
 import ai.edgevariator.policy.Policy
 import java.util.concurrent.ExecutorService
 import java.util.concurrent.Executors
 
 /**
- * The process's one bundle runner and policy, and the one thread that uses them: a profile never
- * overlaps a classification, and the policy's memory of the active rule spans both screens.
+ * The process's one bundle runner (the :policy library's, on ExecuTorch) and policy, and the one
+ * thread that uses them: a profile never overlaps a classification, and the policy's memory of the
+ * active rule spans both screens.
  */
 object Engine {
     val worker: ExecutorService = Executors.newSingleThreadExecutor()
@@ -21,7 +24,7 @@ object Engine {
         val folder = BundleStore.locate(context.applicationContext) ?: throw ManifestException(
             "no bundle: adb push it to ${BundleStore.pushedFolder(context)} or put it in app/src/main/assets/bundle",
         )
-        return BundleRunner(folder).also { runner = it }
+        return ExecuTorchMethods.openBundle(folder).also { runner = it }
     }
 
     /** On the worker: the bundle's policy (its manifest's table, else the default one). */

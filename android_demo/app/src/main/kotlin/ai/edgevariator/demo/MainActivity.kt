@@ -7,6 +7,7 @@ import android.text.InputType
 import android.widget.Button
 import android.widget.EditText
 import android.widget.TextView
+import ai.edgevariator.policy.RunResult
 import java.util.Locale
 
 /**

@@ -8,7 +8,6 @@ import android.widget.Button
 import android.widget.EditText
 import android.widget.TextView
 import ai.edgevariator.policy.Json
-import ai.edgevariator.policy.checkProfileLengths
 import ai.edgevariator.policy.depthLatencyMs
 import ai.edgevariator.policy.latencyProfileJson
 import java.io.File
@@ -67,16 +66,14 @@ class ProfileActivity : Activity() {
     private fun measure(lengths: List<Int>, warmup: Int, repeats: Int): String {
         val runner = Engine.runner(this)
         val manifest = runner.manifest
-        checkProfileLengths(manifest.model, lengths)
-        require(repeats >= 1 && warmup >= 0) { "repeats must be at least 1 and warm-up at least 0" }
         val began = System.nanoTime()
-        val timings = runner.profile(lengths, warmup, repeats) { length ->
+        val timings = runner.profile(lengths, warmup, repeats) { length ->  // checks the lengths and rounds first
             runOnUiThread { statusView.text = "timing ${manifest.methods.size} methods at $length tokens…" }
         }
         val seconds = (System.nanoTime() - began) / 1e9
         val profile = latencyProfileJson(
             device = deviceName(),
-            runtime = "executorch-android ${BuildConfig.EXECUTORCH_VERSION} (${runner.backends.joinToString()})",
+            runtime = runner.methods.runtime,
             pteSha256 = manifest.executorch.sha256,
             warmup = warmup,
             repeats = repeats,
