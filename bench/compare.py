@@ -179,10 +179,10 @@ def gemm_calls(max_length: int, folder: Path) -> dict[str, Callable[[torch.Tenso
     """A layer's biggest GEMM (tokens x 384 @ 384 x 1536) in torch (the roofline), in XNNPACK through
     the ExecuTorch runtime and in ONNX Runtime (MLAS): where a runtime is slower on the whole model,
     whether its matmul kernels are."""
-    from edge_variator.export.bundle import open_program
     from edge_variator.export.executorch import to_pte
     from edge_variator.export.pieces import sequence_dim
     from edge_variator.files import write_bytes
+    from edge_variator.runtime.bundle import open_program
 
     folder.mkdir(parents=True, exist_ok=True)
     linear = torch.nn.Linear(384, 1536, bias=False).eval()

@@ -23,10 +23,11 @@ from torch.export import export
 
 from edge_variator.cli import SHIPPED_ADAPTER, SHIPPED_PLUGINS
 from edge_variator.cost import encoder_flops, linear_flops
-from edge_variator.export.bundle import load_model, open_program
+from edge_variator.export.bundle import load_model
 from edge_variator.export.executorch import piece_inputs, quantized_piece, to_pte
 from edge_variator.export.pieces import export_piece, pieces, sequence_dim
 from edge_variator.plugins import RATIOS
+from edge_variator.runtime.bundle import open_program
 
 MAX_LENGTH = 256
 

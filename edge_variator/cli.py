@@ -160,8 +160,9 @@ def cached_export(out: Path, checkpoint: Path, plugins: Path | None, ratios: lis
     quantization). Returns the folder and "cached", "shipped" or "exported"."""
     import shutil
 
-    from edge_variator.export.bundle import BundleError, load_manifest, write_bundle
+    from edge_variator.export.bundle import write_bundle
     from edge_variator.files import atomic_directory
+    from edge_variator.runtime.bundle import BundleError, load_manifest
     from edge_variator.task import checkpoint_sha256
 
     sha = checkpoint_sha256(checkpoint)
@@ -202,7 +203,6 @@ def demo_states():
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from edge_variator.export.bundle import load_manifest
     from edge_variator.profile import (
         measure,
         pareto_rows,
@@ -211,6 +211,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         run_summary,
         store_in_bundle,
     )
+    from edge_variator.runtime.bundle import load_manifest
     from edge_variator.runtime.runner import BundleRunner
 
     started = time.perf_counter()
@@ -500,7 +501,6 @@ def print_pareto(rows: list[dict], name: str) -> None:
 
 
 def cmd_profile(args: argparse.Namespace) -> None:
-    from edge_variator.export.bundle import load_manifest
     from edge_variator.profile import (
         load_profile,
         measure,
@@ -510,6 +510,7 @@ def cmd_profile(args: argparse.Namespace) -> None:
         profiled_lengths,
         store_in_bundle,
     )
+    from edge_variator.runtime.bundle import load_manifest
     from edge_variator.runtime.runner import BundleRunner
 
     manifest = load_manifest(args.bundle)
@@ -539,8 +540,8 @@ def cmd_profile(args: argparse.Namespace) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
-    from edge_variator.export.bundle import load_manifest
     from edge_variator.profile import load_profile, profiled_lengths, ratio_latency, store_in_bundle
+    from edge_variator.runtime.bundle import load_manifest
     from edge_variator.runtime.policy import Policy, calibrate, default_policy
 
     manifest = load_manifest(args.bundle)
@@ -737,7 +738,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from edge_variator.export.bundle import BundleError
+    from edge_variator.runtime.bundle import BundleError
 
     args = build_parser().parse_args(argv)
     try:

@@ -6,9 +6,9 @@ backbone (all-MiniLM-L6-v2) was trained as a mean-pooling sentence encoder and i
 CLS vectors barely differ between texts: CLS exits after layers 1-3 stayed at the majority class
 on trec6 while mean-pooled ones learn.
 Confidence is the softmax entropy (or 1 - max probability); an exit is confident when that
-uncertainty is under the threshold, and the last exit always answers. `early_exit` runs one text
-layer by layer as a phone does; `exit_decisions` takes every exit's logits of a batch and makes
-the same decisions at once, for threshold sweeps over a dev set.
+uncertainty is under the threshold, and the last exit always answers. The runners
+(runtime/runner.py) run one text layer by layer as a phone does; `exit_decisions` takes every
+exit's logits of a batch and makes the same decisions at once, for threshold sweeps over a dev set.
 
 A multi-exit checkpoint is a folder: model.safetensors (our parameter names; width-pruned shapes
 allowed), encoder.json (the EncoderConfig), exits.json (labels, max length, what it was distilled
@@ -29,10 +29,8 @@ from torch import nn
 
 from edge_variator.encoder import Encoder, EncoderConfig, ModelLoadError, additive_mask
 from edge_variator.files import atomic_directory, write_json
+from edge_variator.runtime.confidence import uncertainty
 from edge_variator.tokenizer import Tokenizer
-
-CRITERIA = ("entropy", "max_prob")
-
 
 POOLINGS = ("mean", "cls")
 
@@ -112,16 +110,6 @@ class MultiExitModel(nn.Module):
         return self.forward_all(input_ids, attention_mask, token_type_ids)[1]
 
 
-def uncertainty(logits: torch.Tensor, criterion: str = "entropy") -> torch.Tensor:
-    """Lower is more confident: softmax entropy (nats) or 1 - max probability, over the last dim."""
-    log_probs = torch.log_softmax(logits.float(), dim=-1)
-    if criterion == "entropy":
-        return -(log_probs.exp() * log_probs).sum(-1)
-    if criterion == "max_prob":
-        return 1 - log_probs.exp().max(-1).values
-    raise ValueError(f"criterion must be one of {CRITERIA}, not {criterion!r}")
-
-
 def exit_decisions(all_logits: torch.Tensor, threshold: float, criterion: str = "entropy"
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """(layers, batch, labels) logits -> (exit layer 1..L, predicted label) per example.
@@ -152,33 +140,6 @@ def calibrate_threshold(all_logits: torch.Tensor, labels: torch.Tensor, max_drop
         if (predictions == labels).float().mean().item() >= reference - max_drop - 1e-9:
             best = max(best, threshold)
     return best
-
-
-@dataclass
-class ExitResult:
-    label: int
-    probabilities: list[float]
-    exit_layer: int  # 1-based: how many layers ran
-    uncertainty: float
-
-
-@torch.no_grad()
-def early_exit(model: MultiExitModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-               threshold: float, criterion: str = "entropy") -> ExitResult:
-    """Run one text layer by layer and stop at the first confident exit (what a phone does)."""
-    if input_ids.shape[0] != 1:
-        raise ValueError(f"early_exit runs one text at a time, got a batch of {input_ids.shape[0]}; "
-                         "use exit_decisions for batches")
-    encoder = model.encoder
-    hidden = encoder.embeddings(input_ids, torch.zeros_like(input_ids))
-    mask = additive_mask(attention_mask, hidden.dtype)
-    for depth, (layer, head) in enumerate(zip(encoder.layers, model.exits, strict=True), start=1):
-        hidden = layer(hidden, mask)
-        logits = head(hidden, attention_mask)[0]
-        score = uncertainty(logits, criterion).item()
-        if score < threshold or depth == len(encoder.layers):
-            return ExitResult(int(logits.argmax()), torch.softmax(logits.float(), -1).tolist(), depth, score)
-    raise AssertionError("unreachable: the last exit always answers")
 
 
 @dataclass

@@ -27,8 +27,8 @@ from pathlib import Path
 import jsonschema
 import torch
 
-from edge_variator.export.bundle import SCHEMA_PATH, load_manifest, open_program, validate
 from edge_variator.files import write_bytes, write_json
+from edge_variator.runtime.bundle import SCHEMA_PATH, load_manifest, open_program, validate
 
 FORMAT = "edge-variator-latency-profile"
 

@@ -1,8 +1,11 @@
-"""Tokenization with the model folder's own fast tokenizer, padded the way exported graphs need.
+"""Tokenization with the model folder's own tokenizer.json, padded the way exported graphs need.
 
 Exported layer methods take a sequence length that is a multiple of 8 (the largest plugin ratio)
 and at least 16 (see DESIGN.md), so batches are padded to that shape here, once, for every caller.
 Texts past the maximum length are truncated and flagged, never rejected.
+
+It runs on the `tokenizers` library alone, so the runtime loads a bundle without transformers; a
+checkpoint folder with only a vocabulary (no tokenizer.json) is converted by transformers once.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer
+from tokenizers import Tokenizer as FastTokenizer
 
 PAD_MULTIPLE = 8  # the largest compression ratio: every ratio then divides the length
 MIN_LENGTH = 16  # a dynamic export dimension of one block of 8 is specialised away
@@ -59,15 +62,20 @@ class Tokenizer:
             positions = json.loads((Path(model_dir) / "encoder.json").read_text())["max_positions"]
         if max_length > positions:
             raise ValueError(f"max_length={max_length} exceeds the model's {positions} positions")
-        self.hf = AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
         self.max_length = max_length
         self.model_dir = Path(model_dir)
+        self.untruncated = _load_fast(self.model_dir)
+        self.untruncated.no_truncation()
+        self.untruncated.no_padding()
+        self.pad_token_id = self.untruncated.token_to_id(_pad_token(self.model_dir))
+        self.fitted = _load_fast(self.model_dir)  # cut at max_length, padded to a multiple of 8
+        self.fitted.enable_truncation(max_length, strategy="longest_first")
+        self.fitted.enable_padding(pad_id=self.pad_token_id, pad_token=_pad_token(self.model_dir),
+                                   pad_to_multiple_of=PAD_MULTIPLE)
 
     def token_lengths(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[int]:
         """Untruncated lengths, special tokens included."""
-        encoded = self.hf(list(texts), list(pairs) if pairs else None, add_special_tokens=True,
-                          truncation=False, verbose=False)
-        return [len(ids) for ids in encoded["input_ids"]]
+        return [len(e.ids) for e in self.untruncated.encode_batch(_inputs(texts, pairs))]
 
     def padded_lengths(self, texts: Sequence[str]) -> list[int]:
         """The length each text runs at: truncated to max_length, padded as __call__ pads it alone."""
@@ -89,26 +97,41 @@ class Tokenizer:
         if pairs is not None and len(pairs) != len(texts):
             raise TextError(f"{len(texts)} texts but {len(pairs)} pairs")
         full = self.token_lengths(texts, pairs)
-        encoded = self.hf(
-            list(texts),
-            list(pairs) if pairs else None,
-            truncation=True,
-            max_length=self.max_length,
-            padding="longest",
-            pad_to_multiple_of=PAD_MULTIPLE,
-            return_tensors="pt",
-            return_token_type_ids=True,
-        )
+        encoded = self.fitted.encode_batch(_inputs(texts, pairs))
         batch = Batch(
-            input_ids=encoded["input_ids"],
-            attention_mask=encoded["attention_mask"],
-            token_type_ids=encoded["token_type_ids"],
+            input_ids=torch.tensor([e.ids for e in encoded], dtype=torch.int64),
+            attention_mask=torch.tensor([e.attention_mask for e in encoded], dtype=torch.int64),
+            token_type_ids=torch.tensor([e.type_ids for e in encoded], dtype=torch.int64),
             truncated=[length > self.max_length for length in full],
         )
-        return _pad_to_min_length(batch, self.hf.pad_token_id)
+        return _pad_to_min_length(batch, self.pad_token_id)
 
     def save(self, out_dir: str | Path) -> None:
-        self.hf.save_pretrained(str(out_dir))
+        """The folder's tokenizer files as transformers writes them (what the apps read)."""
+        from transformers import AutoTokenizer
+
+        AutoTokenizer.from_pretrained(str(self.model_dir), use_fast=True).save_pretrained(str(out_dir))
+
+
+def _inputs(texts: Sequence[str], pairs: Sequence[str] | None) -> list:
+    return list(zip(texts, pairs, strict=True)) if pairs else list(texts)
+
+
+def _load_fast(model_dir: Path) -> FastTokenizer:
+    if (model_dir / "tokenizer.json").is_file():
+        return FastTokenizer.from_file(str(model_dir / "tokenizer.json"))
+    from transformers import AutoTokenizer  # a vocabulary-only folder: convert it
+
+    return AutoTokenizer.from_pretrained(str(model_dir), use_fast=True).backend_tokenizer
+
+
+def _pad_token(model_dir: Path) -> str:
+    """The padding token the folder's tokenizer_config.json names ([PAD] for BERT)."""
+    config = model_dir / "tokenizer_config.json"
+    token = json.loads(config.read_text()).get("pad_token") if config.is_file() else None
+    if isinstance(token, dict):  # {"content": "<pad>", ...} in newer configs
+        token = token.get("content")
+    return token or "[PAD]"
 
 
 def _pad_to_min_length(batch: Batch, pad_id: int) -> Batch:

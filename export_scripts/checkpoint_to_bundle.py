@@ -9,7 +9,8 @@ Edit the settings below; `edge-variator export` is the same with flags.
 import argparse
 
 from edge_variator.data import load_benchmark
-from edge_variator.export.bundle import load_manifest, load_model, write_bundle
+from edge_variator.export.bundle import load_model, write_bundle
+from edge_variator.runtime.bundle import load_manifest
 
 FORMATS = ("executorch", "coreml")
 QUANTIZE = "none"  # or "int8": calibrated on CALIBRATION_TASK's train texts

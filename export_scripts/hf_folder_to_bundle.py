@@ -9,7 +9,8 @@ head (BertForSequenceClassification.save_pretrained) and its tokenizer files.
 import sys
 
 from edge_variator.encoder import backbone_sha256
-from edge_variator.export.bundle import load_manifest, write_bundle
+from edge_variator.export.bundle import write_bundle
+from edge_variator.runtime.bundle import load_manifest
 from edge_variator.task import load_hf_classifier
 
 MAX_LENGTH = 128  # the longest input the phone will send (a multiple of 8)

@@ -117,7 +117,7 @@ def test_demo_on_the_shipped_default_runs_the_mr_test_set(capsys, tmp_path):
 def test_the_default_bundle_ships_for_exactly_the_shipped_weights():
     """Retrained default weights need `python scripts/ship_bundle.py`, or the demo exports for 8 min."""
     from edge_variator.cli import SHIPPED_BUNDLES, default_bundle_name, default_checkpoint
-    from edge_variator.export.bundle import load_manifest
+    from edge_variator.runtime.bundle import load_manifest
     from edge_variator.task import checkpoint_sha256
 
     assert [p.name for p in SHIPPED_BUNDLES.iterdir()] == [default_bundle_name()]
@@ -135,7 +135,7 @@ def test_a_fresh_export_of_the_default_computes_what_the_shipped_bundle_does(tmp
     import torch
 
     from edge_variator.cli import SHIPPED_BUNDLES, default_bundle
-    from edge_variator.export.bundle import open_program
+    from edge_variator.runtime.bundle import open_program
 
     monkeypatch.setenv("EDGE_VARIATOR_BUNDLES", str(tmp_path))
     fresh, origin = default_bundle(rebuild=True)
@@ -219,7 +219,7 @@ def test_slender_train_refuses_a_folder_that_is_no_checkpoint(tmp_path):
 
 
 def test_export_a_finetuned_checkpoint_to_a_bundle(tiny_bert_dir, tmp_path, capsys):
-    from edge_variator.export.bundle import load_manifest
+    from edge_variator.runtime.bundle import load_manifest
 
     common = reviews_task(tmp_path)
     finetune_tiny(tiny_bert_dir, common, tmp_path / "ft")

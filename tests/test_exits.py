@@ -1,5 +1,5 @@
-"""Exits: batch-1 early exit == batched decisions, the first confident exit wins, calibration meets
-its target, gradient rescaling, checkpoints round-trip, and a tiny assistant run learns."""
+"""Exits: the runner's batch-1 early exit == batched decisions, the first confident exit wins,
+calibration meets its target, gradient rescaling, checkpoints round-trip, and a tiny assistant run learns."""
 
 from __future__ import annotations
 
@@ -13,17 +13,18 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from edge_variator.cost import encoder_flops
-from edge_variator.encoder import Encoder, EncoderConfig, ModelLoadError
+from edge_variator.encoder import Encoder, EncoderConfig, ModelLoadError, additive_mask
 from edge_variator.exits import (
     ExitsInfo,
     MultiExitModel,
     calibrate_threshold,
-    early_exit,
     exit_decisions,
     load_multi_exit,
     save_multi_exit,
     uncertainty,
 )
+from edge_variator.export.reference import TorchRunner
+from edge_variator.runtime.policy import Decision
 from edge_variator.tokenizer import Tokenizer
 from edge_variator.train import ExitTrainConfig, exit_logits, train_multi_exit
 
@@ -66,14 +67,14 @@ def test_batch_of_one_decides_as_the_batched_sweep(criterion):
     batch = tokenizer(texts)  # padded to the longest: the masked batch must decide as batch 1 does
     all_logits = model(batch.input_ids, batch.attention_mask)
     scores = uncertainty(all_logits, criterion)
+    runner = TorchRunner(model, tokenizer, criterion=criterion)  # one text at a time, as a phone runs
     seen_layers = set()
     for threshold in scores.flatten().quantile(torch.tensor([0.2, 0.5, 0.8])).tolist():
         layers, predictions = exit_decisions(all_logits, threshold, criterion)
         seen_layers |= set(layers.tolist())
         for index, text in enumerate(texts):
-            alone = tokenizer([text])
-            result = early_exit(model, alone.input_ids, alone.attention_mask, threshold, criterion)
-            assert (result.exit_layer, result.label) == (layers[index].item(), predictions[index].item())
+            alone = runner.run(text, decision=Decision(1, threshold, "test", "test", False))
+            assert (alone.exit_layer, alone.label_index) == (layers[index].item(), predictions[index].item())
     assert len(seen_layers) > 1  # the thresholds really split the texts over several exits
 
 
@@ -81,13 +82,6 @@ def _tokenizer_dir():
     from edge_variator.encoder import default_model_dir
 
     return default_model_dir()
-
-
-def test_early_exit_refuses_a_batch():
-    model = tiny_model()
-    ids = torch.randint(1000, 2000, (2, 16))
-    with pytest.raises(ValueError, match="one text at a time"):
-        early_exit(model, ids, torch.ones_like(ids), 0.5)
 
 
 @pytest.mark.parametrize("max_drop", [0.0, 0.02, 0.1])
@@ -140,9 +134,14 @@ def test_gradient_rescaling_shrinks_what_an_early_exit_sends_back():
 def test_exit_flops_match_the_flop_counter(threshold, layers):
     model = tiny_model(labels=3)
     ids = torch.randint(1000, 2000, (1, 32))
-    with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
-        result = early_exit(model, ids, torch.ones_like(ids), threshold)
-    assert result.exit_layer == layers
+    mask = torch.ones_like(ids)
+    with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH), torch.no_grad():
+        hidden, ran = model.encoder.embeddings(ids, torch.zeros_like(ids)), 0
+        for layer, head in zip(model.encoder.layers, model.exits, strict=True):
+            hidden, ran = layer(hidden, additive_mask(mask, hidden.dtype)), ran + 1
+            if uncertainty(head(hidden, mask)[0]).item() < threshold:
+                break
+    assert ran == layers
     assert encoder_flops(CONFIG, 32, num_labels=3, exit_layer=layers)["total"] == counter.get_total_flops()
 
 

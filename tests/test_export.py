@@ -12,18 +12,17 @@ from conftest import SHA, TINY_CONFIG, tiny_model, tiny_source
 
 from edge_variator.encoder import additive_mask, default_model_dir
 from edge_variator.export import bundle as bundles
-from edge_variator.export.bundle import (
+from edge_variator.export.bundle import check_pieces_match, write_bundle
+from edge_variator.export.coreml import describe, weight_bytes
+from edge_variator.plugins import set_ratio
+from edge_variator.runtime.bundle import (
     BackboneMismatchError,
     CorruptProgramError,
     ManifestError,
     MissingMethodError,
-    check_pieces_match,
     load_manifest,
     open_program,
-    write_bundle,
 )
-from edge_variator.export.coreml import describe, weight_bytes
-from edge_variator.plugins import set_ratio
 from edge_variator.tokenizer import Tokenizer
 
 TEXTS = ["a short text", "a somewhat longer text that needs more than sixteen tokens to be written down"]

@@ -10,7 +10,6 @@ import pytest
 from conftest import RUNNER_TEXTS
 
 from edge_variator.cli import main
-from edge_variator.export.bundle import ManifestError, load_manifest
 from edge_variator.files import write_json
 from edge_variator.profile import (
     ProfileError,
@@ -25,6 +24,7 @@ from edge_variator.profile import (
     ratio_latency,
     store_in_bundle,
 )
+from edge_variator.runtime.bundle import ManifestError, load_manifest
 from edge_variator.runtime.policy import PolicyError, calibrate, default_policy
 from edge_variator.runtime.runner import BundleRunner
 

@@ -12,10 +12,11 @@ from conftest import RUNNER_TEXTS as TEXTS
 from conftest import tiny_model
 
 from edge_variator.exits import exit_decisions, uncertainty
-from edge_variator.export.bundle import load_manifest
+from edge_variator.export.reference import TorchRunner
 from edge_variator.plugins import set_ratio
+from edge_variator.runtime.bundle import load_manifest
 from edge_variator.runtime.policy import Decision, DeviceState, DeviceStateError
-from edge_variator.runtime.runner import BundleRunner, Runner, TorchRunner
+from edge_variator.runtime.runner import BundleRunner, Runner
 from edge_variator.tokenizer import TextError
 
 EXIT_VECTORS = json.loads((Path(__file__).parent / "vectors" / "exits.json").read_text())
@@ -137,3 +138,27 @@ def test_the_default_bundle_decides_like_pytorch_on_the_mr_dev_set():
             if (got.exit_layer, got.label_index) != (expected.exit_layer, expected.label_index):
                 differing.append((text[:40], got.exit_layer, expected.exit_layer, got.uncertainty))
         assert not differing, (decision, differing[:5])
+
+
+TRAINING_STACK = ("transformers", "coremltools", "edge_variator.train", "edge_variator.task",
+                  "edge_variator.exits", "edge_variator.encoder", "edge_variator.plugins",
+                  "edge_variator.export")
+
+
+def test_the_runtime_runs_a_bundle_without_the_training_stack(tiny_bundle):
+    """An app server embeds edge_variator.runtime: it loads and runs a bundle, and imports none of
+    transformers, coremltools, the trainers or the export code."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from edge_variator.runtime.runner import BundleRunner\n"
+        "from edge_variator.runtime.policy import DeviceState\n"
+        f"result = BundleRunner({str(tiny_bundle)!r}).run('a fine film', DeviceState(battery=0.2))\n"
+        f"stack = {TRAINING_STACK!r}\n"
+        "loaded = sorted({m for m in sys.modules for p in stack if m == p or m.startswith(p + '.')})\n"
+        "print(result.label, result.exit_layer, loaded)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("[]"), done.stdout

@@ -64,3 +64,32 @@ def test_padded_lengths_are_the_shapes_texts_run_at(tokenizer):
     texts = ["fine", "word " * 20, "word " * 100]
     shapes = [tokenizer([text]).input_ids.shape[1] for text in texts]
     assert tokenizer.padded_lengths(texts) == shapes == [16, 24, 32]
+
+
+PARITY_TEXTS = ["a gripping, beautifully shot film", "Café naïve résumé", "東京タワー と 北京", "fun 😀🎉 !!",
+                "supercalifragilisticexpialidocious antidisestablishmentarianism",
+                "runs   of \t\t white\n space", "word " * 60, "UPPER lower MiXeD 123,456.78"]
+
+
+def test_ids_equal_transformers_own_tokenizer(tokenizer):
+    from transformers import AutoTokenizer
+
+    reference = AutoTokenizer.from_pretrained(str(default_model_dir()))
+    pairs = PARITY_TEXTS[1:] + PARITY_TEXTS[:1]
+    for texts, second in ((PARITY_TEXTS, None), (PARITY_TEXTS, pairs)):
+        ours = tokenizer(texts, second)
+        theirs = reference(texts, second, truncation=True, max_length=32, padding="longest",
+                           pad_to_multiple_of=PAD_MULTIPLE, return_tensors="pt", return_token_type_ids=True)
+        width = theirs["input_ids"].shape[1]
+        assert ours.input_ids[:, :width].tolist() == theirs["input_ids"].tolist()
+        assert ours.token_type_ids[:, :width].tolist() == theirs["token_type_ids"].tolist()
+        assert ours.attention_mask[:, :width].tolist() == theirs["attention_mask"].tolist()
+
+
+def test_a_vocabulary_only_folder_is_converted(tokenizer, tmp_path):
+    import shutil
+
+    for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "config.json"):
+        shutil.copy(default_model_dir() / name, tmp_path / name)
+    converted = Tokenizer(tmp_path, max_length=32)
+    assert converted(PARITY_TEXTS).input_ids.tolist() == tokenizer(PARITY_TEXTS).input_ids.tolist()

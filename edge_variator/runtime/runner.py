@@ -1,9 +1,10 @@
 """Run a bundle the way a phone does: tokenize, `embed`, then layer by layer at the policy's ratio,
 asking the exit after each layer and stopping at the first confident one.
 
-`BundleRunner` calls the methods of `model.pte` through `executorch.runtime`; `TorchRunner` walks
-the PyTorch pieces the bundle was exported from with the same loop, the reference it must agree
-with. Per-step wall times come from the host clock (the PyPI ExecuTorch has no event tracer).
+`BundleRunner` calls the methods of `model.pte` through `executorch.runtime`; the reference it must
+agree with, the same loop over the PyTorch pieces, is export/reference.py's `TorchRunner`. Per-step
+wall times come from the host clock (the PyPI ExecuTorch has no event tracer). Nothing here imports
+the training stack (transformers, the trainers, coremltools): an app server embeds this alone.
 """
 
 from __future__ import annotations
@@ -15,12 +16,9 @@ from pathlib import Path
 
 import torch
 
-from edge_variator.exits import MultiExitModel, uncertainty
-from edge_variator.export.bundle import load_manifest, open_program
-from edge_variator.export.pieces import exit_layers, pieces
-from edge_variator.plugins import available_ratios
+from edge_variator.runtime.bundle import load_manifest, open_program
+from edge_variator.runtime.confidence import uncertainty
 from edge_variator.runtime.policy import Decision, DeviceState, Policy
-from edge_variator.task import TaskModel
 from edge_variator.tokenizer import TextError, Tokenizer
 
 
@@ -117,24 +115,3 @@ class BundleRunner(Runner):
             self.loaded[name] = self.program.load_method(name)
         executable = self.loaded[name]
         return lambda inputs: executable.execute(inputs)[0]
-
-
-class TorchRunner(Runner):
-    """The same loop over the PyTorch pieces (the reference a bundle's runner must agree with)."""
-
-    def __init__(self, model: TaskModel | MultiExitModel, tokenizer: Tokenizer, manifest: Mapping,
-                 policy: Policy | None = None):
-        if (exit_layers(model) != manifest["exits"]["after_layers"]
-                or available_ratios(model.encoder) != sorted(int(k) for k in manifest["ratios"])):
-            raise ValueError("this model's exits or ratios differ from the bundle manifest's")
-        super().__init__(manifest, tokenizer, policy)
-        self.modules = pieces(model.eval())
-
-    def method(self, name: str) -> Callable[[list[torch.Tensor]], torch.Tensor]:
-        module = self.modules[name]
-
-        def forward(inputs: list[torch.Tensor]) -> torch.Tensor:
-            with torch.no_grad():
-                return module(*inputs)
-
-        return forward

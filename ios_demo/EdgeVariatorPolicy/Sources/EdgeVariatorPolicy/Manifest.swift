@@ -1,6 +1,6 @@
 import Foundation
 
-/// A bundle's manifest.json (edge_variator/export/manifest.schema.json) cannot be used.
+/// A bundle's manifest.json (edge_variator/runtime/manifest.schema.json) cannot be used.
 public enum ManifestError: Error, Equatable, CustomStringConvertible, LocalizedError {
     case unreadable(path: String, reason: String)
     case invalid(String)

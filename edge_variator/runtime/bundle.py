@@ -1,0 +1,94 @@
+"""Reading a bundle: its manifest checked against the schema, its files against their hashes, and its
+ExecuTorch program opened. What an app or a server needs to run a bundle, without the training stack.
+
+    bundle/
+      model.pte          every method (embed, layer_{i}_k{k}, exit_{i}) in one ExecuTorch program
+      model.mlpackage    the same pieces as Core ML functions (optional)
+      tokenizer/         the model's own tokenizer files
+      manifest.json      validated against manifest.schema.json (shipped beside this module)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+
+from edge_variator.files import file_sha256
+
+SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
+SCHEMA_VERSION = 1
+
+
+class BundleError(Exception):
+    """A bundle cannot be used as it is."""
+
+
+class ManifestError(BundleError):
+    """manifest.json is missing, not JSON, or does not follow the schema; or a file it names is absent."""
+
+
+class BackboneMismatchError(BundleError):
+    """The bundle was exported from another backbone than the one expected."""
+
+
+class MissingMethodError(BundleError):
+    """The manifest names a method that model.pte does not have."""
+
+
+class CorruptProgramError(BundleError):
+    """model.pte is truncated, altered or not an ExecuTorch program."""
+
+
+def validate(manifest: dict) -> None:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    try:
+        jsonschema.validate(manifest, schema)
+    except jsonschema.ValidationError as error:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise ManifestError(f"manifest.json does not follow the schema at {where}: {error.message}") from None
+    for k, methods in manifest["ratios"].items():
+        missing = [m for m in methods if m not in manifest["methods"]]
+        if missing:
+            raise ManifestError(f"ratio {k} lists methods the manifest does not describe: {missing[:3]}")
+
+
+def load_manifest(bundle_dir: str | Path, expected_sha256: str | None = None,
+                  check_program: bool = True) -> dict:
+    """Read and check a bundle: schema, files present and unaltered, every method in model.pte."""
+    bundle_dir = Path(bundle_dir)
+    path = bundle_dir / "manifest.json"
+    if not path.is_file():
+        raise ManifestError(f"{bundle_dir} is not a bundle: no manifest.json")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ManifestError(f"{path} is not valid JSON: {error}") from None
+    validate(manifest)
+    if expected_sha256 is not None and manifest["backbone"]["sha256"] != expected_sha256:
+        raise BackboneMismatchError(
+            f"{bundle_dir} was exported from backbone {manifest['backbone']['id']} "
+            f"(sha256 {manifest['backbone']['sha256'][:12]}...), not the expected {expected_sha256[:12]}...")
+    pte = bundle_dir / manifest["files"]["executorch"]["path"]
+    if not pte.is_file():
+        raise ManifestError(f"{bundle_dir}: the manifest names {pte.name}, which is missing")
+    if file_sha256(pte) != manifest["files"]["executorch"]["sha256"]:
+        raise CorruptProgramError(f"{pte} is not the file that was exported (sha256 differs): truncated "
+                                  "or altered; export the bundle again")
+    if check_program:
+        program = open_program(pte)
+        missing = sorted(set(manifest["methods"]) - set(program.method_names))
+        if missing:
+            raise MissingMethodError(f"{pte} lacks methods the manifest names: {missing[:5]}")
+    return manifest
+
+
+def open_program(pte: str | Path):
+    """The ExecuTorch program, or CorruptProgramError when the runtime refuses the file."""
+    from executorch.runtime import Runtime
+
+    try:
+        return Runtime.get().load_program(Path(pte))
+    except (RuntimeError, ValueError) as error:
+        raise CorruptProgramError(f"{pte} is not a loadable ExecuTorch program: {error}") from None
