@@ -39,7 +39,7 @@ data class Exits(
 
 data class BundleFile(val path: String, val sha256: String, val bytes: Long)
 
-/** What the app reads from a bundle's manifest.json (edge_variator/export/manifest.schema.json). */
+/** What the app reads from a bundle's manifest.json (edge_variator/runtime/manifest.schema.json). */
 data class Manifest(
     val schemaVersion: Int,
     val backboneId: String,

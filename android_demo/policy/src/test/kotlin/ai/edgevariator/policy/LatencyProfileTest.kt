@@ -62,7 +62,7 @@ class LatencyProfileTest {
             }
         }
         // The schema's latency_profile requires these four; File keeps the schema's path honest.
-        val schema = TestFiles.json(File(TestFiles.root, "edge_variator/export/manifest.schema.json"))
+        val schema = TestFiles.json(File(TestFiles.root, "edge_variator/runtime/manifest.schema.json"))
         val required = ((schema["\$defs"] as Map<*, *>)["latency_profile"] as Map<*, *>)["required"] as List<*>
         assertTrue(profile.keys.containsAll(required), "$required")
     }
