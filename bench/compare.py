@@ -19,7 +19,7 @@ On one machine, in one run, batch 1:
 Our models of each data set come from models/<task>/ (scripts/train_all.py --ship), else from the
 older training scripts' runs/ (see task_models); a data set whose models are in neither is reported
 as not run, with the command that makes them.
-Bundles are exported once and cached (cli.cached_export), about 8 minutes each on 2 cores.
+Bundles are exported once and cached (defaults.cached_export), about 8 minutes each on 2 cores.
 `bench/report.py` turns the result into docs/RESULTS.md and plots.
 """
 
@@ -34,13 +34,15 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from edge_variator import data as datasets
-from edge_variator.cli import (
+from edge_variator.cost import encoder_flops, linear_flops
+from edge_variator.defaults import (
     SHIPPED_ADAPTER,
     bundle_cache,
     cached_export,
@@ -48,12 +50,12 @@ from edge_variator.cli import (
     default_checkpoint,
     weights_key,
 )
-from edge_variator.cost import encoder_flops, linear_flops
 from edge_variator.exits import is_multi_exit
 from edge_variator.export.bundle import load_model as load_for_export
 from edge_variator.profile import pareto_rows
 from edge_variator.runtime.runner import BundleRunner
 from edge_variator.task import load_task
+from edge_variator.timing import interleaved_ms, spread
 from edge_variator.tokenizer import Tokenizer
 
 TEACHER = "uncompressed"
@@ -179,19 +181,17 @@ def gemm_calls(max_length: int, folder: Path) -> dict[str, Callable[[torch.Tenso
     """A layer's biggest GEMM (tokens x 384 @ 384 x 1536) in torch (the roofline), in XNNPACK through
     the ExecuTorch runtime and in ONNX Runtime (MLAS): where a runtime is slower on the whole model,
     whether its matmul kernels are."""
-    from edge_variator.export.executorch import to_pte
+    from edge_variator.export.executorch import roofline_gemm, to_pte
     from edge_variator.export.pieces import sequence_dim
     from edge_variator.files import write_bytes
     from edge_variator.runtime.bundle import open_program
 
     folder.mkdir(parents=True, exist_ok=True)
-    linear = torch.nn.Linear(384, 1536, bias=False).eval()
-    example, shapes = (torch.randn(1, 32, 384),), ({1: sequence_dim(max_length)},)
-    write_bytes(folder / "gemm.pte", to_pte({"forward": torch.export.export(linear, example,
-                                                                            dynamic_shapes=shapes)}))
+    linear, program = roofline_gemm(384, 1536, max_length)
+    write_bytes(folder / "gemm.pte", to_pte({"forward": program}))
     method = open_program(folder / "gemm.pte").load_method("forward")
-    torch.onnx.export(linear, example, dynamo=True, dynamic_shapes=shapes, verbose=False).save(
-        str(folder / "gemm.onnx"))
+    torch.onnx.export(linear, (torch.randn(1, 32, 384),), dynamo=True, verbose=False,
+                      dynamic_shapes=({1: sequence_dim(max_length)},)).save(str(folder / "gemm.onnx"))
     session = onnx_session(folder / "gemm.onnx")
     name = session.get_inputs()[0].name
     weight = linear.weight.detach().T.contiguous()
@@ -207,23 +207,18 @@ def latency_by_length(calls: dict[str, tuple[Callable, int]], lengths: Sequence[
     rows = []
     for length in lengths:
         ids, mask = torch.randint(1000, 2000, (1, length)), torch.ones(1, length, dtype=torch.long)
-        active = {name: call for name, (call, limit) in calls.items() if length <= limit}
+        active = {name: partial(call, ids, mask) for name, (call, limit) in calls.items() if length <= limit}
         hidden = torch.randn(1, length, 384)
-        active.update({name: lambda ids, mask, gemm=gemm, x=hidden: gemm(x) for name, gemm in gemms.items()})
-        times: dict[str, list[float]] = {name: [] for name in active}
-        for round_index in range(warmup + repeats):
-            for name, call in active.items():
-                began = time.perf_counter()
-                call(ids, mask)
-                if round_index >= warmup:
-                    times[name].append(1000 * (time.perf_counter() - began))
+        active.update({name: partial(gemm, hidden) for name, gemm in gemms.items()})
+        times = interleaved_ms(active, repeats, warmup)
         for name in calls:
             if name not in active:
                 rows.append({"config": name, "tokens": length, "median_ms": None,
                              "why": f"exported up to {calls[name][1]} tokens"})
         for name, samples in times.items():
-            rows.append({"config": name, "tokens": length, "median_ms": statistics.median(samples),
-                         "min_ms": min(samples), "max_ms": max(samples)})
+            summary = spread(samples)
+            rows.append({"config": name, "tokens": length, "median_ms": summary["median_ms"],
+                         "min_ms": summary["min_ms"], "max_ms": summary["max_ms"]})
     return rows
 
 

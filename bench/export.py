@@ -12,33 +12,23 @@ int8 / fp32 of the same method. GFLOP/s use the analytic FLOPs of cost.py.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
-from torch import nn
-from torch.export import export
 
-from edge_variator.cli import SHIPPED_ADAPTER, SHIPPED_PLUGINS
 from edge_variator.cost import encoder_flops, linear_flops
+from edge_variator.defaults import SHIPPED_ADAPTER, SHIPPED_PLUGINS
 from edge_variator.export.bundle import load_model
-from edge_variator.export.executorch import piece_inputs, quantized_piece, to_pte
-from edge_variator.export.pieces import export_piece, pieces, sequence_dim
+from edge_variator.export.executorch import piece_inputs, quantized_piece, roofline_gemm, to_pte
+from edge_variator.export.pieces import export_piece, pieces
 from edge_variator.plugins import RATIOS
 from edge_variator.runtime.bundle import open_program
+from edge_variator.timing import interleaved_ms, spread
 
 MAX_LENGTH = 256
-
-
-class Gemm(nn.Module):
-    def __init__(self, fan_in: int, fan_out: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(fan_in, fan_out) * 0.02)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x @ self.weight
 
 
 def layer_flops(config, seq: int, ratio: int) -> int:
@@ -51,7 +41,7 @@ def layer_flops(config, seq: int, ratio: int) -> int:
 def build(quantize: str, folder: Path) -> Path:
     model, tokenizer, _ = load_model(SHIPPED_ADAPTER, SHIPPED_PLUGINS)
     config = model.encoder.config
-    every_piece = pieces(model)
+    every_piece = pieces(model, xnnpack=True)
     chosen = {f"layer_0_k{k}": every_piece[f"layer_0_k{k}"] for k in (1, *RATIOS)}
     if quantize == "int8":
         from edge_variator.data import load_benchmark
@@ -62,9 +52,7 @@ def build(quantize: str, folder: Path) -> Path:
     else:
         programs = {name: export_piece(name, module, config.hidden, MAX_LENGTH)
                     for name, module in chosen.items()}
-    gemm = Gemm(config.hidden, config.intermediate).eval()
-    programs["gemm"] = export(gemm, (torch.randn(1, 32, config.hidden),),
-                              dynamic_shapes=({1: sequence_dim(MAX_LENGTH)},))
+    programs["gemm"] = roofline_gemm(config.hidden, config.intermediate, MAX_LENGTH)[1]
     path = folder / f"bench_{quantize}.pte"
     path.write_bytes(to_pte(programs))
     return path
@@ -89,16 +77,10 @@ def main() -> None:
         for length in args.lengths:
             hidden = torch.randn(1, length, config.hidden)
             mask = torch.ones(1, length, dtype=torch.long)
-            times = {(q, n): [] for q in methods for n in names}
-            for repeat in range(args.repeats + 3):
-                for quantize in methods:
-                    for name in names:
-                        inputs = [hidden] if name == "gemm" else [hidden, mask]
-                        began = time.perf_counter()
-                        methods[quantize][name].execute(inputs)
-                        if repeat >= 3:  # warm-up
-                            times[(quantize, name)].append(1000 * (time.perf_counter() - began))
-            median = {key: statistics.median(value) for key, value in times.items()}
+            calls = {(q, n): partial(methods[q][n].execute, [hidden] if n == "gemm" else [hidden, mask])
+                     for q in methods for n in names}
+            times = interleaved_ms(calls, args.repeats)
+            median = {key: spread(value)["median_ms"] for key, value in times.items()}
             gemm_flops = linear_flops(length, config.hidden, config.intermediate)
             gemm_rate = gemm_flops / median[("fp32", "gemm")] / 1e6
             for name in names:

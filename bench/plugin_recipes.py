@@ -22,9 +22,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from edge_variator.cli import SHIPPED_ADAPTER, evaluate_ratios
 from edge_variator.data import general_corpus, load_benchmark
+from edge_variator.defaults import SHIPPED_ADAPTER
 from edge_variator.encoder import default_model_dir
+from edge_variator.evaluation import evaluate_ratios
 from edge_variator.train import PluginTrainConfig, train_plugins
 
 

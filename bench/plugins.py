@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
+from functools import partial
 
 import torch
 
 from edge_variator.cost import encoder_flops
 from edge_variator.encoder import default_model_dir, load_encoder
 from edge_variator.plugins import RATIOS, PluginSet, attach, set_ratio
+from edge_variator.timing import interleaved_ms
 
 
 def main() -> None:
@@ -37,18 +38,13 @@ def main() -> None:
     for length in args.lengths:
         ids = torch.randint(1000, 2000, (1, length))
         mask = torch.ones_like(ids)
-        times = {ratio: [] for ratio in ratios}
+        def at_ratio(ratio: int, ids: torch.Tensor, mask: torch.Tensor) -> None:
+            set_ratio(encoder, ratio)  # a flag: timed with the call, it costs nothing next to it
+            encoder(ids, mask)
+
         with torch.inference_mode():
-            for _ in range(3):  # warm-up
-                for ratio in ratios:
-                    set_ratio(encoder, ratio)
-                    encoder(ids, mask)
-            for _ in range(args.repeats):
-                for ratio in ratios:
-                    set_ratio(encoder, ratio)
-                    started = time.perf_counter()
-                    encoder(ids, mask)
-                    times[ratio].append(1000 * (time.perf_counter() - started))
+            calls = {ratio: partial(at_ratio, ratio, ids, mask) for ratio in ratios}
+            times = interleaved_ms(calls, args.repeats)
         base = statistics.median(times[1])
         base_flops = encoder_flops(encoder.config, length)["total"]
         for ratio in ratios:

@@ -16,8 +16,8 @@ import resource
 import time
 from pathlib import Path
 
-from edge_variator.cli import default_bundle, demo_states
 from edge_variator.data import load_benchmark
+from edge_variator.defaults import default_bundle, demo_states
 from edge_variator.runtime.policy import DeviceState, DeviceStateError
 from edge_variator.runtime.runner import BundleRunner
 from edge_variator.tokenizer import TextError

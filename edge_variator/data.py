@@ -275,6 +275,33 @@ def load(name_or_path: str | Path, seed: int = 0, **file_kwargs: Any) -> TaskDat
 # --- fetching ---------------------------------------------------------------------------------
 
 
+def describe_benchmarks() -> str:
+    """One line per benchmark: its name, whether its files are in the cache, what it is."""
+    lines = []
+    for name, spec in BENCHMARKS.items():
+        cached = all(f.cache_path.is_file() for f in spec.files)
+        lines.append(f"{name:10} {'cached ' if cached else 'remote '} {spec.description}")
+    return "\n".join(lines)
+
+
+def describe(task: TaskData, examples: int = 3) -> str:
+    """Labels, split sizes, token lengths (with the default tokenizer) and labels per split, and the
+    first `examples` training texts."""
+    from edge_variator.encoder import default_model_dir
+    from edge_variator.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer(default_model_dir())
+    lines = [f"{task.name}: {len(task.labels)} labels {task.labels}"]
+    for split in SPLITS:
+        rows = task.split(split)
+        stats = tokenizer.length_stats([e.text for e in rows])
+        counts = [sum(e.label == i for e in rows) for i in range(len(task.labels))]
+        lines.append(f"  {split:5} {len(rows):6,} examples, tokens mean {stats['mean']:.0f} "
+                     f"p90 {stats['p90']}, per label {counts}")
+    lines += [f"  [{task.labels[e.label]}] {e.text[:120]}" for e in task.train[:examples]]
+    return "\n".join(lines)
+
+
 def _spec(name: str) -> BenchmarkSpec:
     if name not in BENCHMARKS:
         raise UnknownDatasetError(

@@ -145,37 +145,21 @@ class SelfAttention(nn.Module):
         self.value = nn.Linear(config.hidden, inner)
         self.output = nn.Linear(inner, config.hidden)
         self.dropout = nn.Dropout(config.dropout)
-        # SDPA: one fused kernel in eager (the unfused scale + softmax was about a quarter of a
-        # layer's CPU time at 256 tokens) and Core ML's fused attention op. An ExecuTorch export
-        # sets this False (export.pieces.fused_ops): SDPA decomposes with a guard for fully
-        # masked rows (eq/any/where over heads x n x n) that XNNPACK leaves to the portable kernels.
-        self.fused = True
 
     def forward(self, hidden: torch.Tensor, additive_mask: torch.Tensor) -> torch.Tensor:
+        # SDPA: one fused kernel in eager (the unfused scale + softmax was about a quarter of a
+        # layer's CPU time at 256 tokens) and Core ML's fused attention op; the ExecuTorch export
+        # rebuilds it from these weights as bmm (export/pieces.py BmmAttention)
         batch, seq, _ = hidden.shape
-        inner = self.heads * self.head_dim
-        if self.fused:
-            def split_heads(x: torch.Tensor) -> torch.Tensor:
-                return x.view(batch, seq, self.heads, self.head_dim).transpose(1, 2)
 
-            dropout = self.dropout.p if self.training else 0.0
-            query, key, value = (split_heads(f(hidden)) for f in (self.query, self.key, self.value))
-            context = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=additive_mask,
-                                                                 dropout_p=dropout)
-            return self.output(context.transpose(1, 2).reshape(batch, seq, inner))
-
-        # bmm, softmax, bmm over (batch x heads, n, head_dim): what XNNPACK runs whole. A 4-D matmul
-        # would trace to expand + reshape with two symbolic sizes, which XNNPACK leaves out.
         def split_heads(x: torch.Tensor) -> torch.Tensor:
-            return (x.view(batch, seq, self.heads, self.head_dim).transpose(1, 2)
-                    .reshape(batch * self.heads, seq, self.head_dim))
+            return x.view(batch, seq, self.heads, self.head_dim).transpose(1, 2)
 
-        query = split_heads(self.query(hidden)) * self.head_dim ** -0.5
-        mask = additive_mask.expand(batch, self.heads, 1, seq).reshape(batch * self.heads, 1, seq)
-        scores = torch.bmm(query, split_heads(self.key(hidden)).transpose(1, 2)) + mask
-        context = torch.bmm(self.dropout(torch.softmax(scores, dim=-1)), split_heads(self.value(hidden)))
-        context = context.view(batch, self.heads, seq, self.head_dim).transpose(1, 2)
-        return self.output(context.reshape(batch, seq, inner))
+        dropout = self.dropout.p if self.training else 0.0
+        query, key, value = (split_heads(f(hidden)) for f in (self.query, self.key, self.value))
+        context = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=additive_mask,
+                                                             dropout_p=dropout)
+        return self.output(context.transpose(1, 2).reshape(batch, seq, self.heads * self.head_dim))
 
 
 class FeedForward(nn.Module):

@@ -20,8 +20,8 @@ import io
 import json
 import platform
 import statistics
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import jsonschema
@@ -29,6 +29,7 @@ import torch
 
 from edge_variator.files import write_bytes, write_json
 from edge_variator.runtime.bundle import SCHEMA_PATH, load_manifest, open_program, validate
+from edge_variator.timing import interleaved_ms, spread
 
 FORMAT = "edge-variator-latency-profile"
 
@@ -66,18 +67,10 @@ def measure(bundle_dir: str | Path, lengths: Sequence[int], repeats: int = 20, w
     loaded = {name: program.load_method(name) for name in names}
     timings: dict[str, dict[str, dict]] = {name: {} for name in names}
     for length in lengths:
-        inputs = {name: method_inputs(manifest, name, length) for name in names}
-        times: dict[str, list[float]] = {name: [] for name in names}
-        for repeat in range(warmup + repeats):
-            for name in names:
-                began = time.perf_counter()
-                loaded[name].execute(inputs[name])
-                if repeat >= warmup:
-                    times[name].append(1000 * (time.perf_counter() - began))
-        for name, values in times.items():
-            values.sort()
-            timings[name][str(length)] = {"median_ms": statistics.median(values),
-                                          "p90_ms": values[min(len(values) - 1, int(0.9 * len(values)))]}
+        calls = {name: partial(loaded[name].execute, method_inputs(manifest, name, length)) for name in names}
+        for name, values in interleaved_ms(calls, repeats, warmup).items():
+            summary = spread(values)
+            timings[name][str(length)] = {"median_ms": summary["median_ms"], "p90_ms": summary["p90_ms"]}
     return {"format": FORMAT, "version": 1, "device": f"{platform.node()} ({platform.machine()}, "
             f"{torch.get_num_threads()} threads)", "runtime": "executorch.runtime (Python, XNNPACK)",
             "pte_sha256": manifest["files"]["executorch"]["sha256"], "warmup": warmup, "repeats": repeats,
@@ -232,3 +225,91 @@ def pareto_rows(runner, texts: Sequence[str], labels: Sequence[int], ratios: Seq
     return [run_summary(runner, texts, labels,
                         Decision(ratio, threshold, None if threshold is None else name, "pareto", False))
             for ratio in ratios for name, threshold in thresholds.items()]
+
+
+def calibrate_bundle(bundle_dir: str | Path, profile_path: str | Path, budgets: Mapping[str, float],
+                     length: int | None = None) -> tuple[dict, int]:
+    """The bundle's policy with each budgeted rule's ratio the largest-accuracy one that fits its
+    budget at `length` tokens (default: the longest profiled), stored in the bundle with the profile.
+    Returns the table and the length."""
+    from edge_variator.runtime.policy import Policy, calibrate, default_policy
+
+    manifest = load_manifest(bundle_dir)
+    profile = load_profile(profile_path, manifest)
+    length = length or max(profiled_lengths(profile))
+    ratios = sorted(int(k) for k in manifest["ratios"])
+    table = manifest["policy"] or default_policy(ratios, manifest["exits"]["thresholds"])
+    table = calibrate(table, ratio_latency(profile, manifest, length), budgets)
+    Policy(table, ratios, manifest["exits"]["thresholds"])  # refuses a table the bundle cannot carry out
+    store_in_bundle(bundle_dir, profile, table)
+    return table, length
+
+
+def format_profile(profile: Mapping, manifest: Mapping) -> str:
+    """Median (p90) ms per method and length, then a whole run at every ratio."""
+    lengths = profiled_lengths(profile)
+    lines = [f"{profile['device']}, {profile.get('runtime', '')}: median (p90) ms per method",
+             "method        " + "".join(f"{n:>19}" for n in lengths)]
+    for name, rows in profile["methods"].items():
+        cells = (f"{rows[str(n)]['median_ms']:9.3f} ({rows[str(n)]['p90_ms']:7.3f})" for n in lengths)
+        lines.append(f"{name:14}" + "".join(cells))
+    lines.append("every layer (embed + layers + exits asked on the way), median ms:")
+    for k in sorted(manifest["ratios"], key=int):
+        lines.append(f"k = {k:<10}" + "".join(f"{depth_latency(profile, manifest, int(k), n)[-1]:19.2f}"
+                                              for n in lengths))
+    return "\n".join(lines)
+
+
+def format_pareto(rows: Sequence[Mapping], name: str) -> str:
+    """pareto_rows as a table, each row's mean latency against k = 1 with every layer run."""
+    baseline = next(r for r in rows if r["ratio"] == 1 and r["threshold"] is None)
+    lines = [f"{name}: ratio x exit threshold through the runner (baseline: k = 1, every layer)",
+             " k  threshold        accuracy   mean ms  vs base  mean exit layer"]
+    for row in rows:
+        threshold = "none" if row["threshold"] is None else f"{row['threshold_name']} {row['threshold']:.3f}"
+        lines.append(f"{row['ratio']:2}  {threshold:15} {100 * row['accuracy']:8.2f}% {row['mean_ms']:9.2f} "
+                     f"{row['mean_ms'] / baseline['mean_ms']:8.3f} {row['mean_exit_layer']:10.2f}")
+    return "\n".join(lines)
+
+
+def format_policy(bundle_dir: str | Path, table: Mapping, length: int, budgets: Mapping[str, float]) -> str:
+    """A calibrated policy table, rule by rule, with the budgets it was fitted to."""
+    lines = [f"policy for {bundle_dir} at {length} tokens (every layer: "
+             f"{', '.join(f'k={k} {ms:.1f} ms' for k, ms in table['latency_ms'].items())}):"]
+    for rule in table["rules"]:
+        budget = f" (budget {budgets[rule['name']]:g} ms)" if rule["name"] in budgets else ""
+        lines.append(f"  {rule['name']:13} {json.dumps(rule['when']):48} -> k = {rule['ratio']}, "
+                     f"threshold {rule['threshold']}{budget}")
+    return "\n".join(lines)
+
+
+def profile_bundle(bundle_dir: str | Path, lengths: Sequence[int], repeats: int = 20, warmup: int = 3,
+                   imported: str | Path | None = None, out: str | Path | None = None, store: bool = True,
+                   plots: str | Path | None = None, pareto_task: str | None = None, pareto_split: str = "dev",
+                   pareto_limit: int | None = None, say: Callable[[str], None] = print) -> dict:
+    """`edge-variator profile`: measure the bundle here (or read a profile `imported` from a phone),
+    print it, write it to `out`, store it in the manifest, plot latency against depth, and with
+    `pareto_task` run that benchmark over every ratio x threshold. Returns the profile."""
+    from edge_variator.data import load_benchmark
+    from edge_variator.runtime.runner import BundleRunner
+
+    manifest = load_manifest(bundle_dir)
+    profile = load_profile(imported, manifest) if imported else measure(bundle_dir, lengths, repeats, warmup)
+    say(format_profile(profile, manifest))
+    if out:
+        write_json(out, profile)
+        say(f"profile: {out}")
+    if store:
+        manifest = store_in_bundle(bundle_dir, profile, manifest["policy"])
+        say(f"stored in {Path(bundle_dir) / 'manifest.json'}")
+    plots = Path(plots or Path("runs") / "profile" / Path(bundle_dir).resolve().name)
+    length = max(profiled_lengths(profile))
+    say(f"plot: {plot_depth(profile, manifest, length, plots / 'latency_vs_depth.png')}")
+    if pareto_task:
+        task = load_benchmark(pareto_task)
+        rows = getattr(task, pareto_split)[:pareto_limit or None]
+        pareto = pareto_rows(BundleRunner(bundle_dir), [e.text for e in rows], [e.label for e in rows])
+        say(format_pareto(pareto, f"{task.name} {pareto_split} ({len(rows):,} texts)"))
+        title = f"{task.name} {pareto_split}: {manifest['backbone']['id']}"
+        say(f"plot: {plot_pareto(pareto, plots / 'pareto.png', title)}")
+    return profile

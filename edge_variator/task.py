@@ -93,14 +93,18 @@ def _linears_to_adapt(model: TaskModel, targets: Sequence[str]):
 
 def add_lora(model: TaskModel, rank: int = 8, alpha: float = 16.0,
              targets: Sequence[str] = LORA_TARGETS) -> None:
-    """Freeze the backbone and inject LoRA; LayerNorms, pooler and classifier stay trainable."""
-    for parameter in model.encoder.parameters():
-        parameter.requires_grad_(False)
+    """Freeze the backbone and inject LoRA; the LoRA factors, every LayerNorm, the pooler and the
+    classifier train."""
+    model.encoder.requires_grad_(False)
     for parent, name in _linears_to_adapt(model, targets):
         setattr(parent, name, LoRALinear(getattr(parent, name), rank, alpha))
-    for name, parameter in model.named_parameters():
-        if "lora_" in name or "LayerNorm" in name or "_norm" in name or "pooler" in name:
-            parameter.requires_grad_(True)
+    for module in model.encoder.modules():
+        if isinstance(module, LoRALinear):
+            module.lora_a.requires_grad_(True)
+            module.lora_b.requires_grad_(True)
+        elif isinstance(module, nn.LayerNorm):
+            module.requires_grad_(True)
+    model.encoder.pooler.requires_grad_(True)
 
 
 def merge_lora(model: TaskModel) -> None:
@@ -163,6 +167,16 @@ def save_task(model: TaskModel, tokenizer: Tokenizer, info: TaskInfo, out_dir: s
             write_json(tmp / name, content)
 
 
+def check_keys(path: Path, found: set[str], expected: set[str]) -> None:
+    """ModelLoadError naming the weights `path` lacks or has beyond what the model expects."""
+    missing, unexpected = sorted(expected - found), sorted(found - expected)
+    if missing or unexpected:
+        raise ModelLoadError(f"{path} does not fit this model: missing {missing[:3]}"
+                             f"{f' and {len(missing) - 3} more' if len(missing) > 3 else ''}, "
+                             f"unexpected {unexpected[:3]}"
+                             f"{f' and {len(unexpected) - 3} more' if len(unexpected) > 3 else ''}")
+
+
 def load_task(path: str | Path, merge: bool = True) -> tuple[TaskModel, Tokenizer, TaskInfo]:
     """Load a task checkpoint; a LoRA one onto its base, refusing a base with another hash."""
     path = Path(path)
@@ -171,7 +185,10 @@ def load_task(path: str | Path, merge: bool = True) -> tuple[TaskModel, Tokenize
     info = TaskInfo(**json.loads((path / "task.json").read_text()))
     if info.kind == "full":
         model = TaskModel(load_encoder(path), info.labels)
-        model.load_state_dict(load_file(path / "head.safetensors"), strict=False)
+        head = load_file(path / "head.safetensors")
+        classifier = {name for name in model.state_dict() if name.startswith("classifier.")}
+        check_keys(path / "head.safetensors", set(head), classifier)
+        model.load_state_dict(head, strict=False)  # the encoder came with load_encoder
         return model.eval(), Tokenizer(path, info.max_length), info
     if info.kind != "lora":
         raise ModelLoadError(f"{path}/task.json: unknown kind {info.kind!r}")
@@ -185,30 +202,12 @@ def load_task(path: str | Path, merge: bool = True) -> tuple[TaskModel, Tokenize
     model = TaskModel(load_encoder(base_dir), info.labels)
     add_lora(model, info.lora_rank, info.lora_alpha, info.lora_targets)
     weights = load_file(path / "adapter.safetensors")
-    unexpected = set(weights) - set(model.state_dict())
-    if unexpected:
-        raise ModelLoadError(f"{path}/adapter.safetensors has unknown weights {sorted(unexpected)[:3]}")
-    model.load_state_dict(weights, strict=False)
+    check_keys(path / "adapter.safetensors", set(weights),
+               {name for name, parameter in model.named_parameters() if parameter.requires_grad})
+    model.load_state_dict(weights, strict=False)  # the frozen base came with load_encoder
     if merge:
         merge_lora(model)
     return model.eval(), Tokenizer(base_dir, info.max_length), info
-
-
-@torch.no_grad()
-def predict_logits(model: TaskModel, tokenizer: Tokenizer, texts: Sequence[str],
-                   pairs: Sequence[str] | None = None, batch_size: int = 64) -> torch.Tensor:
-    """Logits for every text, batched by similar length (so padding costs little), in input order."""
-    model.eval()
-    device = next(model.parameters()).device
-    lengths = tokenizer.token_lengths(texts, pairs)
-    order = sorted(range(len(texts)), key=lengths.__getitem__)
-    logits = torch.empty(len(texts), len(model.labels))
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        batch = tokenizer([texts[i] for i in chunk], [pairs[i] for i in chunk] if pairs else None)
-        batch = batch.to(device)
-        logits[chunk] = model(batch.input_ids, batch.attention_mask, batch.token_type_ids).float().cpu()
-    return logits
 
 
 def load_hf_classifier(model_dir: str | Path, max_length: int = 128) -> tuple[TaskModel, Tokenizer]:

@@ -27,9 +27,9 @@ from tqdm import tqdm
 from edge_variator.cost import parameter_count
 from edge_variator.data import Example, TaskData
 from edge_variator.encoder import additive_mask, backbone_sha256, default_model_dir, load_encoder
+from edge_variator.evaluation import evaluate, evaluate_exits, logits_of
 from edge_variator.exits import ExitsInfo, MultiExitModel, is_multi_exit, load_multi_exit, save_multi_exit
 from edge_variator.files import write_bytes, write_json
-from edge_variator.metrics import classification_metrics
 from edge_variator.plugins import PluginMismatchError, PluginSet, attach, set_ratio
 from edge_variator.slender import Width, factorize_embeddings, prune, taylor_importance
 from edge_variator.task import (
@@ -40,7 +40,6 @@ from edge_variator.task import (
     add_lora,
     checkpoint_sha256,
     load_task,
-    predict_logits,
     save_task,
 )
 from edge_variator.teacher_cache import TeacherCache
@@ -55,6 +54,7 @@ class LoopConfig:
     batch_size: int = 32
     lr: float | None = None  # None: the stage's default
     weight_decay: float = 0.01
+    decay_biases_and_norms: bool = True  # False: AdamW decays matrices only (nanoGPT's no-decay group)
     warmup_fraction: float = 0.06
     max_length: int = 128
     seed: int = 0
@@ -109,17 +109,27 @@ def _average_gradients(parameters: list[torch.nn.Parameter], world: int) -> None
             parameter.grad /= world
 
 
-def evaluate(model: TaskModel, tokenizer: Tokenizer, examples: list[Example]) -> dict[str, float]:
-    pairs = [e.text_pair for e in examples] if examples and examples[0].text_pair else None
-    logits = predict_logits(model, tokenizer, [e.text for e in examples], pairs)
-    return classification_metrics(logits.argmax(1).tolist(), [e.label for e in examples],
-                                  len(model.labels))
-
-
 def subsample(examples: list[Example], config: LoopConfig) -> list[Example]:
     if config.max_train is not None and config.max_train < len(examples):
         return random.Random(config.seed).sample(examples, config.max_train)
     return list(examples)
+
+
+def optimizer_groups(parameters: list[torch.nn.Parameter], config: LoopConfig, lr: float,
+                     fast_parameters: Sequence[torch.nn.Parameter] = (), fast_lr: float | None = None
+                     ) -> list[dict]:
+    """AdamW's parameter groups: freshly initialised heads (`fast_parameters`) at their own, higher
+    rate; with decay_biases_and_norms off, the vectors (biases, LayerNorm gains) without decay."""
+    faster = {id(p) for p in fast_parameters}
+    groups = []
+    for rate, chosen in ((lr, [p for p in parameters if id(p) not in faster]),
+                         (fast_lr, [p for p in parameters if id(p) in faster])):
+        exempt = set() if config.decay_biases_and_norms else {id(p) for p in chosen if p.dim() < 2}
+        for decay, members in ((config.weight_decay, [p for p in chosen if id(p) not in exempt]),
+                               (0.0, [p for p in chosen if id(p) in exempt])):
+            if members:
+                groups.append({"params": members, "lr": rate, "weight_decay": decay})
+    return groups
 
 
 def train_loop(
@@ -160,11 +170,7 @@ def train_loop(
     total_steps = steps_per_epoch * config.epochs
     warmup = max(1, int(config.warmup_fraction * total_steps))
     parameters = [p for p in model.parameters() if p.requires_grad]
-    faster = {id(p) for p in (fast_parameters or [])}
-    groups = [{"params": [p for p in parameters if id(p) not in faster], "lr": lr}]
-    if faster:  # freshly initialised heads learn at their own, higher rate
-        groups.append({"params": [p for p in parameters if id(p) in faster], "lr": fast_lr})
-    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(optimizer_groups(parameters, config, lr, fast_parameters or [], fast_lr))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min((step + 1) / warmup,
                                     max(0.0, (total_steps - step) / max(1, total_steps - warmup))))
@@ -632,30 +638,6 @@ def exit_distillation_loss(student: torch.Tensor, teacher: torch.Tensor, labels:
     return config.soft_weight * soft + (1 - config.soft_weight) * hard
 
 
-@torch.no_grad()
-def exit_logits(model: MultiExitModel, tokenizer: Tokenizer, examples: list[Example],
-                batch_size: int = 64) -> torch.Tensor:
-    """(exits, examples, labels): every exit's logits, batched by length, in input order."""
-    model.eval()
-    device = next(model.parameters()).device
-    texts = [e.text for e in examples]
-    pairs = [e.text_pair for e in examples] if examples and examples[0].text_pair else None
-    lengths = tokenizer.token_lengths(texts, pairs)
-    order = sorted(range(len(texts)), key=lengths.__getitem__)
-    logits = torch.empty(len(model.exits), len(texts), len(model.labels))
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        batch = tokenizer([texts[i] for i in chunk], [pairs[i] for i in chunk] if pairs else None).to(device)
-        logits[:, chunk] = model(batch.input_ids, batch.attention_mask, batch.token_type_ids).float().cpu()
-    return logits
-
-
-def evaluate_exits(model: MultiExitModel, tokenizer: Tokenizer, examples: list[Example]) -> list[float]:
-    """Accuracy of every exit when all layers run."""
-    labels = torch.tensor([e.label for e in examples])
-    return (exit_logits(model, tokenizer, examples).argmax(-1) == labels).float().mean(1).tolist()
-
-
 def _train_exits_stage(model: MultiExitModel, tokenizer: Tokenizer, data: TaskData, train: list[Example],
                        targets: torch.Tensor, config: ExitTrainConfig, out_dir: Path, info: ExitsInfo,
                        lr: float, progress: bool, resume: Path | None = None) -> list[dict]:
@@ -686,7 +668,7 @@ def train_multi_exit(teacher: str | Path, data: TaskData, out_dir: str | Path, c
     layer, every exit distilled from the teacher's logits plus the labels (all weights train)."""
     teacher_model, tokenizer = _seeded_source(teacher, data, config)
     train = subsample(data.train, config)
-    targets = _teacher_logits(teacher_model, tokenizer, train)
+    targets = logits_of(teacher_model, tokenizer, train)
     model = MultiExitModel(teacher_model.encoder, data.labels, pooling=config.pooling)
     for parameter in model.parameters():
         parameter.requires_grad_(True)
@@ -710,13 +692,6 @@ def _seeded_source(path: str | Path, data: TaskData, config: LoopConfig
     if info.labels != data.labels:
         raise ValueError(f"{path} predicts {info.labels}, the data has {data.labels}")
     return model.to(_distributed(config)[2]), Tokenizer(tokenizer.model_dir, config.max_length)
-
-
-def _teacher_logits(model: torch.nn.Module, tokenizer: Tokenizer, examples: list[Example]) -> torch.Tensor:
-    if isinstance(model, MultiExitModel):
-        return exit_logits(model, tokenizer, examples)
-    pairs = [e.text_pair for e in examples] if examples[0].text_pair else None
-    return predict_logits(model, tokenizer, [e.text for e in examples], pairs)
 
 
 def _write_exit_metrics(out_dir: str | Path, data: TaskData, config: LoopConfig, train: list[Example],
@@ -764,7 +739,7 @@ def train_slender(assistant: str | Path, data: TaskData, out_dir: str | Path, co
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
     train = subsample(data.train, config)
-    targets = exit_logits(teacher, tokenizer, train)  # (exits, examples, labels)
+    targets = logits_of(teacher, tokenizer, train)  # (exits, examples, labels)
     started = time.perf_counter()
     resume = resume_dir(out_dir)
     info = ExitsInfo(data.labels, config.max_length, pooling=teacher.pooling,
@@ -827,3 +802,17 @@ def train_slender(assistant: str | Path, data: TaskData, out_dir: str | Path, co
                                  config.lr or 1e-4, progress, resume / "exits.pt")
     return _write_exit_metrics(out_dir, data, config, train, history, started, pruning_steps=widths,
                                dev_exit_accuracy_after_pruning=pruned_dev, representation=repr_history)
+
+
+def plugin_summary(ratio: int, metrics: dict, out: str | Path) -> str:
+    """One line on a trained plugin set: its size, its last dev scores, its time."""
+    dev = {k: v for k, v in metrics["history"][-1].items() if k.startswith("dev_")}
+    share = 100 * metrics["plugin_parameters"] / metrics["backbone_parameters"]
+    return (f"k={ratio}: {metrics['plugin_parameters']:,} parameters ({share:.2f}% of the backbone), "
+            f"last dev {dev}, {metrics['train_seconds']:.0f} s -> {out}")
+
+
+def exit_summary(metrics: dict, out: str | Path) -> str:
+    """One line on a trained multi-exit model: its size and every exit's test accuracy."""
+    return (f"{metrics['parameters'] / 1e6:.2f} M parameters; test accuracy per exit: "
+            + " ".join(f"{100 * a:.1f}" for a in metrics["test_exit_accuracy"]) + f" -> {out}")

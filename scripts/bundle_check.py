@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from edge_variator.cli import SHIPPED_ADAPTER, SHIPPED_PLUGINS
 from edge_variator.data import load_benchmark
+from edge_variator.defaults import SHIPPED_ADAPTER, SHIPPED_PLUGINS
 from edge_variator.export.bundle import check_pieces_match, load_model, write_bundle
 from edge_variator.plugins import set_ratio
 from edge_variator.runtime.bundle import load_manifest, open_program

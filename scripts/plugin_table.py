@@ -24,9 +24,10 @@ from pathlib import Path
 
 import torch
 
-from edge_variator.cli import SHIPPED_ADAPTER, SHIPPED_PLUGINS, evaluate_ratios
 from edge_variator.cost import parameter_count
 from edge_variator.data import load_benchmark
+from edge_variator.defaults import SHIPPED_ADAPTER, SHIPPED_PLUGINS
+from edge_variator.evaluation import evaluate_ratios
 from edge_variator.plugins import RATIOS, PluginSet, attach, set_ratio
 from edge_variator.task import checkpoint_sha256, load_task
 from edge_variator.tokenizer import Tokenizer

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 
-from edge_variator.cli import SHIPPED_BUNDLES, default_bundle
+from edge_variator.defaults import SHIPPED_BUNDLES, default_bundle
 from edge_variator.files import atomic_directory
 
 

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import torch
 
-from edge_variator.cli import SHIPPED_ADAPTER, SHIPPED_SLENDER, calibrate_checkpoint
 from edge_variator.cost import average_flops, parameter_count
 from edge_variator.data import load_benchmark
+from edge_variator.defaults import SHIPPED_ADAPTER, SHIPPED_SLENDER
+from edge_variator.evaluation import calibrate_checkpoint
 from edge_variator.exits import to_fp16
 from edge_variator.plugins import RATIOS, PluginSet
 from edge_variator.task import load_task

@@ -18,8 +18,8 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from edge_variator.cli import SHIPPED_ADAPTER
 from edge_variator.data import BENCHMARKS, load_benchmark
+from edge_variator.defaults import SHIPPED_ADAPTER
 from edge_variator.encoder import default_model_dir
 from edge_variator.tokenizer import Tokenizer
 from edge_variator.train import FinetuneConfig, finetune

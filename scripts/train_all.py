@@ -29,8 +29,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save
 
-from edge_variator.cli import SHIPPED_ADAPTER, calibrate_checkpoint, evaluate_ratios
 from edge_variator.data import load_benchmark
+from edge_variator.defaults import SHIPPED_ADAPTER
+from edge_variator.evaluation import calibrate_checkpoint, evaluate_ratios
 from edge_variator.exits import load_multi_exit, to_fp16
 from edge_variator.files import write_bytes, write_json
 from edge_variator.plugins import RATIOS, PluginSet

@@ -8,7 +8,8 @@ import subprocess
 import pytest
 from conftest import tiny_model
 
-from edge_variator.cli import SHIPPED_ADAPTER, SHIPPED_PLUGINS, main
+from edge_variator.cli import main
+from edge_variator.defaults import SHIPPED_ADAPTER, SHIPPED_PLUGINS
 
 
 def write_csv(path, rows):
@@ -62,7 +63,7 @@ def test_bad_user_file_exits_with_the_reason(tmp_path):
 @pytest.fixture
 def tiny_shipped(tiny_tokenizer, tmp_path, monkeypatch):
     """A tiny multi-exit checkpoint with k = 2 plugins, standing in for the shipped slender model."""
-    import edge_variator.cli as cli
+    import edge_variator.defaults as defaults
     from edge_variator.exits import ExitsInfo, save_multi_exit
     from edge_variator.plugins import PluginSet
     from edge_variator.task import checkpoint_sha256
@@ -74,15 +75,15 @@ def tiny_shipped(tiny_tokenizer, tmp_path, monkeypatch):
     save_multi_exit(model, tiny_tokenizer, info, checkpoint)
     PluginSet.for_backbone(model.encoder, checkpoint_sha256(checkpoint), 2, bottleneck=8).save(
         checkpoint / "plugins" / "k2")
-    monkeypatch.setattr(cli, "SHIPPED_SLENDER", checkpoint)
+    monkeypatch.setattr(defaults, "SHIPPED_SLENDER", checkpoint)
     monkeypatch.setenv("EDGE_VARIATOR_BUNDLES", str(tmp_path / "bundles"))
     return checkpoint
 
 
 def test_demo_exports_profiles_and_runs_four_device_states(tiny_shipped, tmp_path, monkeypatch, capsys):
-    import edge_variator.cli as cli
+    import edge_variator.defaults as defaults
 
-    monkeypatch.setattr(cli, "SHIPPED_BUNDLES", tmp_path / "shipped")
+    monkeypatch.setattr(defaults, "SHIPPED_BUNDLES", tmp_path / "shipped")
     plots = tmp_path / "plots"
     main(["demo", "--limit", "12", "--lengths", "16", "32", "--repeats", "2", "--plots", str(plots)])
     out = capsys.readouterr().out
@@ -96,7 +97,7 @@ def test_demo_exports_profiles_and_runs_four_device_states(tiny_shipped, tmp_pat
     assert "(cached," in capsys.readouterr().out
     # a fresh install: no cache, the bundle shipped with the install; the demo works on a copy
     (tmp_path / "shipped").mkdir()
-    name = cli.default_bundle_name()
+    name = defaults.default_bundle_name()
     shipped = (tmp_path / "bundles" / name).rename(tmp_path / "shipped" / name)
     manifest = (shipped / "manifest.json").read_bytes()
     main(["demo", "--limit", "2", "--lengths", "16", "--repeats", "1", "--plots", str(plots)])
@@ -116,7 +117,7 @@ def test_demo_on_the_shipped_default_runs_the_mr_test_set(capsys, tmp_path):
 
 def test_the_default_bundle_ships_for_exactly_the_shipped_weights():
     """Retrained default weights need `python scripts/ship_bundle.py`, or the demo exports for 8 min."""
-    from edge_variator.cli import SHIPPED_BUNDLES, default_bundle_name, default_checkpoint
+    from edge_variator.defaults import SHIPPED_BUNDLES, default_bundle_name, default_checkpoint
     from edge_variator.runtime.bundle import load_manifest
     from edge_variator.task import checkpoint_sha256
 
@@ -134,7 +135,7 @@ def test_a_fresh_export_of_the_default_computes_what_the_shipped_bundle_does(tmp
 
     import torch
 
-    from edge_variator.cli import SHIPPED_BUNDLES, default_bundle
+    from edge_variator.defaults import SHIPPED_BUNDLES, default_bundle
     from edge_variator.runtime.bundle import open_program
 
     monkeypatch.setenv("EDGE_VARIATOR_BUNDLES", str(tmp_path))

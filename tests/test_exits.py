@@ -14,6 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from edge_variator.cost import encoder_flops
 from edge_variator.encoder import Encoder, EncoderConfig, ModelLoadError, additive_mask
+from edge_variator.evaluation import logits_of
 from edge_variator.exits import (
     ExitsInfo,
     MultiExitModel,
@@ -26,7 +27,7 @@ from edge_variator.exits import (
 from edge_variator.export.reference import TorchRunner
 from edge_variator.runtime.policy import Decision
 from edge_variator.tokenizer import Tokenizer
-from edge_variator.train import ExitTrainConfig, exit_logits, train_multi_exit
+from edge_variator.train import ExitTrainConfig, train_multi_exit
 
 CONFIG = EncoderConfig(vocab_size=30522, hidden=32, layers=4, heads=4, intermediate=64, max_positions=64)
 
@@ -183,6 +184,6 @@ def test_tiny_assistant_run_lowers_the_loss_and_trains_every_exit(toy_teacher, t
     assert len(metrics["test_exit_accuracy"]) == 2
     model, tokenizer, info = load_multi_exit(tmp_path / "assistant")
     assert info.distilled_from == str(toy_teacher)
-    logits = exit_logits(model, tokenizer, data.dev)
+    logits = logits_of(model, tokenizer, data.dev)
     labels = torch.tensor([e.label for e in data.dev])
     assert (logits.argmax(-1) == labels).float().mean(1).tolist() == metrics["dev_exit_accuracy"]

@@ -11,7 +11,6 @@ import torch
 from conftest import SHA, TINY_CONFIG, tiny_model, tiny_source
 
 from edge_variator.encoder import additive_mask, default_model_dir
-from edge_variator.export import bundle as bundles
 from edge_variator.export.bundle import check_pieces_match, write_bundle
 from edge_variator.export.coreml import describe, weight_bytes
 from edge_variator.plugins import set_ratio
@@ -67,6 +66,50 @@ def test_chained_methods_equal_the_pytorch_model_on_real_text(bundle_dir, tokeni
         with torch.no_grad():
             expected = model(batch.input_ids, batch.attention_mask)[-1]
         torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
+
+
+def xnnpack_cases():
+    """A multi-exit model with plugins, a width-pruned one with a factorized embedding, a classifier."""
+    from edge_variator.encoder import Encoder, EncoderConfig
+    from edge_variator.exits import MultiExitModel
+    from edge_variator.task import TaskModel
+
+    pruned = EncoderConfig(**{**TINY_CONFIG.to_dict(), "heads": 2, "intermediate": 24, "embedding_rank": 8})
+    torch.manual_seed(0)
+    return {"multi-exit, k = 1 and 2": tiny_model(), "slender": MultiExitModel(Encoder(pruned), ["a", "b"]),
+            "classifier": TaskModel(Encoder(TINY_CONFIG), ["a", "b", "c"])}
+
+
+@pytest.mark.parametrize("case", ["multi-exit, k = 1 and 2", "slender", "classifier"])
+def test_the_xnnpack_pieces_equal_the_models_own_modules(case):
+    """ExecuTorch exports modules rebuilt from the same weights (bmm attention, matmul LayerNorm);
+    they compute what the model's own modules (the reference, and Core ML's) do, padding included."""
+    from edge_variator.export.pieces import example_inputs, pieces
+
+    model = xnnpack_cases()[case].eval()
+    reference, rebuilt = pieces(model), pieces(model, xnnpack=True)
+    assert list(rebuilt) == list(reference)
+    assert any(type(m).__name__ == "XnnpackLayer" for m in rebuilt.values())
+    with torch.no_grad():
+        for name in reference:
+            for length in (16, 40):
+                inputs = example_inputs(name, model.encoder.config.hidden, length)
+                if len(inputs) == 2:  # a padded tail: masked out alike
+                    inputs[1][:, length - 5:] = 0
+                torch.testing.assert_close(rebuilt[name](*inputs), reference[name](*inputs),
+                                           atol=1e-5, rtol=1e-5, msg=f"{name} at {length}")
+
+
+def test_rebuilding_for_xnnpack_leaves_the_model_as_it_was():
+    from edge_variator.export.pieces import pieces
+
+    model = tiny_model()
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    forward_methods = [type(m).forward for m in model.modules()]
+    pieces(model, xnnpack=True)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert [type(m).forward for m in model.modules()] == forward_methods
+    assert not any("forward" in vars(m) for m in model.modules())  # no forward patched on an instance
 
 
 def test_coreml_package_has_one_function_per_method_fp16_and_a_length_range(bundle_dir):
@@ -168,4 +211,4 @@ def test_an_interrupted_export_leaves_the_previous_bundle(bundle_dir, tokenizer,
         write_bundle(tiny_model(), tokenizer, tiny_source(), target, progress=False)
     assert {p.name: p.stat().st_size for p in target.iterdir()} == before
     assert not [p for p in tmp_path.iterdir() if p.name != "bundle"]  # no half bundle left beside it
-    assert bundles.load_manifest(target)["backbone"]["id"] == "tiny"
+    assert load_manifest(target)["backbone"]["id"] == "tiny"

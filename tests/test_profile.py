@@ -149,8 +149,9 @@ def test_cli_profile_import_and_calibrate_write_the_policy(bundle, tmp_path, cap
     assert next(r for r in policy["rules"] if r["name"] == "default")["ratio"] == 2
     main(["run", str(bundle), "the film was superb"])
     assert "rule 'default' -> ratio k = 2" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="RULE=MS"):
+    with pytest.raises(SystemExit):
         main(["calibrate", str(bundle), "--profile", str(tmp_path / "phone.json"), "--budget", "fair"])
+    assert "--budget takes RULE=MS" in capsys.readouterr().err
 
 
 def test_a_policy_off_the_schema_is_refused_on_load(bundle):

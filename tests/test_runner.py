@@ -122,8 +122,8 @@ def test_uncertainty_is_what_the_shared_exit_vectors_say(case):
 @pytest.mark.slow
 def test_the_default_bundle_decides_like_pytorch_on_the_mr_dev_set():
     """Every dev text under every demo state: same exit layer and label as the PyTorch pieces."""
-    from edge_variator.cli import default_bundle, default_checkpoint, demo_states
     from edge_variator.data import load_benchmark
+    from edge_variator.defaults import default_bundle, default_checkpoint, demo_states
     from edge_variator.export.bundle import load_model
 
     bundle, _ = default_bundle()

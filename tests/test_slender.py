@@ -128,7 +128,7 @@ def test_tiny_runs_of_every_stage_lower_their_losses(toy_teacher, tmp_path):
 
 
 def test_plugins_train_on_a_multi_exit_model_and_early_exit_runs_compressed(toy_teacher, tmp_path):
-    from edge_variator.cli import calibrate_checkpoint, early_exit_metrics
+    from edge_variator.evaluation import calibrate_checkpoint, early_exit_metrics
     from edge_variator.plugins import PluginSet, attach, set_ratio
     from edge_variator.task import checkpoint_sha256
     from edge_variator.train import PluginTrainConfig, train_plugins

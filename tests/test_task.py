@@ -84,6 +84,37 @@ def test_lora_checkpoint_round_trip(tiny_bert_dir, tmp_path):
                                atol=1e-5, rtol=0)
 
 
+def test_lora_trains_its_factors_the_norms_the_pooler_and_the_classifier_only(tiny_bert_dir):
+    model = lora_model(tiny_bert_dir)
+    kinds = {}
+    for module_name, module in model.named_modules():
+        for name, parameter in module.named_parameters(recurse=False):
+            kinds.setdefault(parameter.requires_grad, set()).add(type(module).__name__)
+            if module_name.startswith("encoder.pooler"):
+                assert parameter.requires_grad, name
+    assert kinds[True] == {"LoRALinear", "LayerNorm", "Linear"}  # Linear: the pooler and the classifier
+    assert "Embedding" in kinds[False] and "LoRALinear" not in kinds[False]
+
+
+@pytest.mark.parametrize("change", ["drop", "add"])
+def test_an_adapter_with_missing_or_unknown_weights_is_refused_by_name(tiny_bert_dir, tmp_path, change):
+    from safetensors.torch import load_file
+
+    tokenizer = Tokenizer(tiny_bert_dir, 32)
+    save_task(lora_model(tiny_bert_dir), tokenizer, lora_info(tiny_bert_dir), tmp_path / "adapter")
+    path = tmp_path / "adapter" / "adapter.safetensors"
+    weights = load_file(path)
+    if change == "drop":
+        del weights["encoder.layers.1.ffn.intermediate.lora_b"]
+        expected = "missing ['encoder.layers.1.ffn.intermediate.lora_b']"
+    else:
+        weights["encoder.layers.0.extra"] = torch.zeros(2)
+        expected = "unexpected ['encoder.layers.0.extra']"
+    save_file(weights, path)
+    with pytest.raises(ModelLoadError, match=expected.replace("[", r"\[").replace("]", r"\]")):
+        load_task(tmp_path / "adapter")
+
+
 def test_lora_checkpoint_refuses_another_backbone(tiny_bert_dir, tmp_path):
     tokenizer = Tokenizer(tiny_bert_dir, 32)
     base = tmp_path / "base"

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import random
 
+import pytest
 from conftest import toy_task
 
 from edge_variator.data import TaskData
+from edge_variator.evaluation import evaluate
 from edge_variator.task import load_task
-from edge_variator.train import FinetuneConfig, evaluate, finetune, length_bucketed_batches
+from edge_variator.train import FinetuneConfig, finetune, length_bucketed_batches
 
 
 def test_tiny_finetune_lowers_the_loss_and_saves_the_best(tiny_bert_dir, tmp_path):
@@ -42,3 +44,23 @@ def test_length_bucketed_batches_cover_every_example_once():
     assert batches == length_bucketed_batches(lengths, 32, random.Random(0))
     spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
     assert spread < 20  # random batches of 32 would spread over ~180 tokens
+
+
+@pytest.mark.parametrize("decay_all", [True, False])
+def test_biases_and_norms_decay_only_when_asked(tiny_bert_dir, decay_all):
+    from edge_variator.encoder import load_encoder
+    from edge_variator.task import TaskModel, add_lora
+    from edge_variator.train import LoopConfig, optimizer_groups
+
+    model = TaskModel(load_encoder(tiny_bert_dir), ["a", "b"])
+    add_lora(model)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = optimizer_groups(trainable, LoopConfig(decay_biases_and_norms=decay_all), 1e-3,
+                              list(model.classifier.parameters()), 1e-2)
+    decayed = {id(p) for g in groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert sum(len(g["params"]) for g in groups) == len(trainable)
+    assert {g["lr"] for g in groups} == {1e-3, 1e-2}
+    norm_gain = model.encoder.layers[0].ffn_norm.weight
+    lora_a = model.encoder.layers[0].attention.query.lora_a
+    assert id(lora_a) in decayed and id(model.classifier.weight) in decayed
+    assert (id(norm_gain) in decayed) == decay_all and (id(model.classifier.bias) in decayed) == decay_all

@@ -23,13 +23,16 @@ from edge_variator.tokenizer import MIN_LENGTH, PAD_MULTIPLE, Tokenizer
 FORMATS = ("executorch", "coreml")
 
 
-def load_model(checkpoint: str | Path, plugins: str | Path | None = None,
-               ratios: Sequence[int] | None = None) -> tuple[TaskModel | MultiExitModel, Tokenizer, dict]:
+def load_model(checkpoint: str | Path, plugins: str | Path | None = None, ratios: Sequence[int] | None = None,
+               max_length: int | None = None) -> tuple[TaskModel | MultiExitModel, Tokenizer, dict]:
     """A task or multi-exit checkpoint with its plugin sets attached (plugins/k{ratio}/), ready to
-    export; also what the manifest says about where it came from."""
+    export, its tokenizer cut at `max_length` (the longest input the bundle takes) when given; also
+    what the manifest says about where it came from."""
     checkpoint = Path(checkpoint)
     multi_exit = is_multi_exit(checkpoint)
     model, tokenizer, info = (load_multi_exit if multi_exit else load_task)(checkpoint)
+    if max_length:
+        tokenizer = Tokenizer(tokenizer.model_dir, max_length)
     sha = checkpoint_sha256(checkpoint)
     found = sorted(int(p.name[1:]) for p in Path(plugins).glob("k*")) if plugins else []
     for ratio in found if ratios is None else ratios:
@@ -106,7 +109,7 @@ def write_bundle(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, source
         if "coreml" in formats:
             from edge_variator.export.coreml import save_mlpackage
 
-            fused = export_programs(model, tokenizer.max_length, progress=False, fused_attention=True)
+            fused = export_programs(model, tokenizer.max_length, progress=False, xnnpack=False)
             functions = save_mlpackage(fused, tmp / "model.mlpackage", coreml_compress, progress)
             weights = tmp / "model.mlpackage" / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
             files["coreml"] = {"path": "model.mlpackage", "sha256": file_sha256(weights),
@@ -119,6 +122,16 @@ def write_bundle(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, source
         validate(manifest)
         write_json(tmp / "manifest.json", manifest)
     return manifest
+
+
+def describe_bundle(out_dir: str | Path, manifest: dict) -> str:
+    """What an export wrote: its methods, ratios and exits, and each model file's size."""
+    files = manifest["files"]
+    lines = [f"bundle {out_dir}: {len(manifest['methods'])} methods, ratios "
+             f"{sorted(manifest['ratios'], key=int)}, exits after layers {manifest['exits']['after_layers']}"]
+    lines += [f"  {files[kind]['path']}: {files[kind]['bytes'] / 1e6:.1f} MB ({files[kind]['quantize']})"
+              for kind in ("executorch", "coreml") if kind in files]
+    return "\n".join(lines)
 
 
 def check_pieces_match(model: TaskModel | MultiExitModel, bundle_dir: str | Path,

@@ -27,7 +27,13 @@ from tqdm import tqdm
 
 from edge_variator.encoder import additive_mask
 from edge_variator.exits import MultiExitModel
-from edge_variator.export.pieces import dynamic_shapes, example_inputs, export_piece, fused_ops, pieces
+from edge_variator.export.pieces import (
+    dynamic_shapes,
+    example_inputs,
+    export_piece,
+    pieces,
+    sequence_dim,
+)
 from edge_variator.task import TaskModel
 from edge_variator.tokenizer import Tokenizer
 
@@ -57,7 +63,7 @@ def quantized_piece(name: str, module: nn.Module, hidden: int, max_length: int,
     config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True)
     quantizer = XNNPACKQuantizer().set_global(config)
     shapes = dynamic_shapes(name, max_length)
-    with torch.no_grad(), fused_ops(module, fused=False):
+    with torch.no_grad():
         graph = export(module, example_inputs(name, hidden), dynamic_shapes=shapes).module()
         prepared = prepare_pt2e(graph, quantizer)
         for inputs in calibration:
@@ -67,21 +73,22 @@ def quantized_piece(name: str, module: nn.Module, hidden: int, max_length: int,
 
 def export_programs(model: TaskModel | MultiExitModel, max_length: int, ratios: list[int] | None = None,
                     quantize: str = "none", calibration: dict | None = None, progress: bool = True,
-                    fused_attention: bool = False) -> dict[str, ExportedProgram]:
-    """Method name -> exported program, for every piece of the model (fused attention: for Core ML)."""
+                    xnnpack: bool = True) -> dict[str, ExportedProgram]:
+    """Method name -> exported program, for every piece of the model (its XNNPACK rebuild, or with
+    xnnpack=False the model's own modules, for Core ML)."""
     if quantize not in QUANTIZE:
         raise ValueError(f"quantize must be one of {QUANTIZE}, not {quantize!r}")
     if quantize == "int8" and not calibration:
         raise ValueError("int8 needs calibration inputs: piece_inputs(model, tokenizer, texts)")
     hidden = model.encoder.config.hidden
     programs = {}
-    for name, module in tqdm(pieces(model.eval(), ratios).items(), desc=f"export ({quantize})",
+    for name, module in tqdm(pieces(model.eval(), ratios, xnnpack).items(), desc=f"export ({quantize})",
                              disable=not progress):
         if quantize == "int8" and name != "embed":  # lookups stay fp32: they are memory, not compute
             key = name.rsplit("_k", 1)[0]
             programs[name] = quantized_piece(name, module, hidden, max_length, calibration[key])
         else:
-            programs[name] = export_piece(name, module, hidden, max_length, fused_attention)
+            programs[name] = export_piece(name, module, hidden, max_length)
     return programs
 
 
@@ -121,3 +128,11 @@ def to_pte(programs: dict[str, ExportedProgram]) -> bytes:
                                           partitioner=[XnnpackPartitioner()],
                                           compile_config=EdgeCompileConfig(_check_ir_validity=False))
     return lowered.to_executorch().buffer
+
+
+def roofline_gemm(hidden: int, intermediate: int, max_length: int) -> tuple[nn.Linear, ExportedProgram]:
+    """A layer's biggest GEMM (tokens x hidden @ hidden x intermediate, no bias) and its export at
+    dynamic length: XNNPACK's own matmul speed, the roofline the benches set our layers against."""
+    linear = nn.Linear(hidden, intermediate, bias=False).eval()
+    program = export(linear, (torch.randn(1, 32, hidden),), dynamic_shapes=({1: sequence_dim(max_length)},))
+    return linear, program

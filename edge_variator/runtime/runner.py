@@ -115,3 +115,22 @@ class BundleRunner(Runner):
             self.loaded[name] = self.program.load_method(name)
         executable = self.loaded[name]
         return lambda inputs: executable.execute(inputs)[0]
+
+
+def format_run(state: DeviceState, decision: Decision, result: RunResult, labels: list[str],
+               steps: bool = False) -> str:
+    """What `edge-variator run` prints: the device state, the policy's decision and the result."""
+    threshold = "none (every layer)" if decision.threshold is None else (
+        f"{decision.threshold_name} = {decision.threshold:.4f}")
+    probabilities = ", ".join(f"{label} {p:.3f}"
+                              for label, p in zip(labels, result.probabilities, strict=True))
+    lines = [f"device: battery {state.battery:.0%}{' charging' if state.charging else ''}"
+             f"{' low-power' if state.low_power else ''}, thermal {state.thermal}"
+             f"{f', budget {state.budget_ms:g} ms' if state.budget_ms else ''}",
+             f"policy: rule {decision.rule!r} -> ratio k = {decision.ratio}, exit threshold {threshold}"
+             f"{' (raised by the latency budget)' if decision.budget_applied else ''}",
+             f"result: {result.label} ({probabilities}), exit after layer {result.exit_layer} of "
+             f"{result.layers}, {result.tokens} tokens{' (truncated)' if result.truncated else ''}, "
+             f"{result.total_ms:.1f} ms"]
+    lines += [f"  {name:12} {ms:7.2f} ms" for name, ms in result.step_ms.items()] if steps else []
+    return "\n".join(lines)

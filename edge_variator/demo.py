@@ -1,0 +1,61 @@
+"""`edge-variator demo`: the default model and task end to end. The shipped bundle (or its cached or
+fresh export) is profiled, then the test set runs through the runner under four device states and
+over every ratio x threshold, with the latency and accuracy-latency plots."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from edge_variator import data as datasets
+from edge_variator.defaults import default_bundle, demo_states
+from edge_variator.profile import (
+    format_pareto,
+    format_profile,
+    measure,
+    pareto_rows,
+    plot_depth,
+    plot_pareto,
+    run_summary,
+    store_in_bundle,
+)
+from edge_variator.runtime.bundle import load_manifest
+from edge_variator.runtime.runner import BundleRunner
+
+
+def run_demo(rebuild: bool = False, lengths: Sequence[int] = (16, 32, 64), repeats: int = 10,
+             limit: int | None = None, plots: str | Path = "runs/demo",
+             say: Callable[[str], None] = print) -> None:
+    started = time.perf_counter()
+    task = datasets.load_benchmark(datasets.DEFAULT_TASK)
+    bundle, origin = default_bundle(rebuild)
+    manifest = load_manifest(bundle)
+    model = manifest["model"]
+    say(f"bundle {bundle} ({origin}, {time.perf_counter() - started:.0f} s): "
+        f"{manifest['backbone']['id']}, {model['layers']} layers x {model['hidden']} wide, "
+        f"{model['heads']} heads, FFN {model['intermediate']}, ratios "
+        f"{sorted(map(int, manifest['ratios']))}, {len(manifest['exits']['after_layers'])} exits, "
+        f"model.pte {manifest['files']['executorch']['bytes'] / 1e6:.1f} MB")
+    profile = measure(bundle, lengths, repeats=repeats)
+    manifest = store_in_bundle(bundle, profile, manifest["policy"])
+    say(format_profile(profile, manifest))
+    rows = task.test[:limit or None]
+    texts, labels = [e.text for e in rows], [e.label for e in rows]
+    runner = BundleRunner(bundle)
+    say(f"{task.name} test ({len(texts):,} texts) through the runner, one text at a time:")
+    say("device state              rule          k  threshold        accuracy  mean ms  mean exit layer")
+    for name, state in demo_states():
+        decision = runner.policy.decide(state)
+        row = run_summary(runner, texts, labels, decision)
+        threshold = ("none" if decision.threshold is None
+                     else f"{decision.threshold_name} {decision.threshold:.3f}")
+        say(f"{name:25} {decision.rule:13} {decision.ratio:2}  {threshold:15} "
+            f"{100 * row['accuracy']:8.2f}% {row['mean_ms']:8.2f} {row['mean_exit_layer']:10.2f}")
+    plots = Path(plots)
+    pareto = pareto_rows(runner, texts, labels)
+    say(format_pareto(pareto, f"{task.name} test ({len(texts):,} texts)"))
+    depth_png = plot_depth(profile, manifest, max(lengths), plots / "latency_vs_depth.png")
+    pareto_png = plot_pareto(pareto, plots / "pareto.png", f"{task.name} test: {manifest['backbone']['id']}")
+    say(f"plots: {depth_png}, {pareto_png}")
+    say(f"demo finished in {time.perf_counter() - started:.0f} s")
