@@ -177,7 +177,7 @@ def train_loop(
     trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
     start_epoch, start_step, resumed_losses = 0, 0, []
     fingerprint = {k: v for k, v in asdict(config).items() if k not in ("device", "checkpoint_seconds")}
-    state = load_resume_state(resume, fingerprint)
+    state = load_resume_state(resume, fingerprint, asdict(type(config)()))
     if state is not None:
         with torch.no_grad():
             for name, tensor in state["weights"].items():
@@ -242,10 +242,13 @@ def resume_dir(out_dir: str | Path) -> Path:
     return out_dir.with_name(out_dir.name + ".resume")
 
 
-def load_resume_state(path: Path | None, fingerprint: dict) -> dict | None:
+def load_resume_state(path: Path | None, fingerprint: dict, defaults: dict | None = None) -> dict | None:
+    """The checkpoint at `path` if it was written with these settings. A setting added to the code
+    after it was written matches at its default (`defaults`), which is what that older code did."""
     if path is None or not Path(path).is_file():
         return None
     state = torch.load(path, weights_only=False)
+    state["config"] = {**{k: v for k, v in (defaults or {}).items() if k in fingerprint}, **state["config"]}
     if state["config"] != fingerprint:
         changed = sorted(k for k in fingerprint if state["config"].get(k) != fingerprint[k])
         raise ResumeError(f"{path} was written with other settings ({', '.join(changed)}): rerun with "

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,19 @@ def test_a_checkpoint_from_other_settings_is_refused(tiny_bert_dir, tmp_path):
     kill_midway("finetune", tmp_path / "run", tiny_bert_dir, "finetune.pt")
     with pytest.raises(ResumeError, match="epochs"):
         finetune(toy_data(train=256), tmp_path / "run", config, model_dir=tiny_bert_dir, progress=False)
+
+
+def test_a_checkpoint_from_before_a_setting_existed_resumes_at_its_default(tiny_bert_dir, tmp_path):
+    """Older code wrote no decay_biases_and_norms: it matches the default (what that code did) only."""
+    kill_midway("finetune", tmp_path / "run", tiny_bert_dir, "finetune.pt")
+    path = resume_dir(tmp_path / "run") / "finetune.pt"
+    state = torch.load(path, weights_only=False)
+    del state["config"]["decay_biases_and_norms"]
+    torch.save(state, path)
+    config = FinetuneConfig(method="full", epochs=3, batch_size=16, lr=3e-3, max_length=32,
+                            checkpoint_seconds=0)
+    with pytest.raises(ResumeError, match="decay_biases_and_norms"):
+        finetune(toy_data(train=256), tmp_path / "run", replace(config, decay_biases_and_norms=False),
+                 model_dir=tiny_bert_dir, progress=False)
+    metrics = finetune(toy_data(train=256), tmp_path / "run", config, model_dir=tiny_bert_dir, progress=False)
+    assert metrics["history"][-1]["epoch"] == 3
