@@ -67,10 +67,11 @@ class Tokenizer:
         self.untruncated = _load_fast(self.model_dir)
         self.untruncated.no_truncation()
         self.untruncated.no_padding()
-        self.pad_token_id = self.untruncated.token_to_id(_pad_token(self.model_dir))
-        self.fitted = _load_fast(self.model_dir)  # cut at max_length, padded to a multiple of 8
+        pad_token = _pad_token(self.model_dir)
+        self.pad_token_id = self.untruncated.token_to_id(pad_token)
+        self.fitted = FastTokenizer.from_str(self.untruncated.to_str())  # a copy, cut at max_length and padded
         self.fitted.enable_truncation(max_length, strategy="longest_first")
-        self.fitted.enable_padding(pad_id=self.pad_token_id, pad_token=_pad_token(self.model_dir),
+        self.fitted.enable_padding(pad_id=self.pad_token_id, pad_token=pad_token,
                                    pad_to_multiple_of=PAD_MULTIPLE)
 
     def token_lengths(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[int]:
