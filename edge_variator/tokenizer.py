@@ -69,7 +69,7 @@ class Tokenizer:
         self.untruncated.no_padding()
         pad_token = _pad_token(self.model_dir)
         self.pad_token_id = self.untruncated.token_to_id(pad_token)
-        self.fitted = FastTokenizer.from_str(self.untruncated.to_str())  # a copy, cut at max_length and padded
+        self.fitted = FastTokenizer.from_str(self.untruncated.to_str())  # a copy: cut and padded
         self.fitted.enable_truncation(max_length, strategy="longest_first")
         self.fitted.enable_padding(pad_id=self.pad_token_id, pad_token=pad_token,
                                    pad_to_multiple_of=PAD_MULTIPLE)
