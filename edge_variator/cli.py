@@ -221,11 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
                            split=True)
     slender_eval.add_argument("checkpoint")
     slender_eval.add_argument("--threshold", type=float, help="(default: the calibrated ones)")
-    slender_calibrate = command(slender, "calibrate", cmd_slender_calibrate,
-                                "entropy thresholds for given accuracy drops on dev, into exits.json", True)
+    slender_calibrate = command(
+        slender, "calibrate", cmd_slender_calibrate, "entropy thresholds on dev, into exits.json: per drop, "
+        "the one that changes at most that share of the last exit's answers (90% confidence)", True)
     slender_calibrate.add_argument("checkpoint")
     slender_calibrate.add_argument("--drops", type=float, nargs="+", default=[0.5, 1.0, 2.0],
-                                   help="accuracy points one may lose against running every layer")
+                                   help="percent of texts whose answer may change against running "
+                                   "every layer, which bounds the accuracy lost")
 
     export = command(commands, "export", cmd_export, "a checkpoint (+ plugins) -> bundle/ with model.pte, "
                      "model.mlpackage, tokenizer, manifest.json", True)

@@ -4,6 +4,7 @@ bundle) and the bundle cache: a bundle is reused while it was exported from the 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from collections.abc import Sequence
@@ -58,14 +59,21 @@ def default_bundle_name() -> str:
     return f"{checkpoint.name}-{weights_key(checkpoint, plugins)}"
 
 
+def exit_thresholds(checkpoint: Path) -> dict[str, float]:
+    """The calibrated thresholds a bundle of `checkpoint` carries ({} for a task model)."""
+    path = Path(checkpoint) / "exits.json"
+    return json.loads(path.read_text()).get("thresholds", {}) if path.is_file() else {}
+
+
 def cached_export(out: Path, checkpoint: Path, plugins: Path | None, ratios: list[int] | None = None,
                   rebuild: bool = False, shipped: Path | None = None, max_length: int | None = None,
                   quantize: str = "none", calibration_texts: Sequence[str] = ()) -> tuple[Path, str]:
     """The bundle of `checkpoint` (+ plugins) at `out`: reused when it is there and was exported from
-    these weights, else copied from `shipped` when that one is (into `out`, because `profile` writes
-    into the manifest), else exported (at `max_length` if given, int8 from `calibration_texts` if
-    `quantize` says so). `out`'s name must tell apart what the weights do not (ratios, length,
-    quantization). Returns the folder and "cached", "shipped" or "exported"."""
+    these weights with these exit thresholds, else copied from `shipped` when that one was (into
+    `out`, because `profile` writes into the manifest), else exported (at `max_length` if given,
+    int8 from `calibration_texts` if `quantize` says so). `out`'s name must tell apart what the
+    weights do not (ratios, length, quantization). Returns the folder and "cached", "shipped" or
+    "exported"."""
     from edge_variator.export.bundle import load_model, write_bundle
     from edge_variator.task import checkpoint_sha256
 
@@ -75,9 +83,11 @@ def cached_export(out: Path, checkpoint: Path, plugins: Path | None, ratios: lis
             if candidate is None:
                 continue
             try:
-                load_manifest(candidate, expected_sha256=sha)
+                manifest = load_manifest(candidate, expected_sha256=sha)
             except BundleError:
                 continue  # absent, stale or damaged
+            if manifest["exits"]["thresholds"] != exit_thresholds(checkpoint):
+                continue  # calibrated again since: same weights, other thresholds
             if candidate != out:
                 with atomic_directory(out) as tmp:
                     shutil.copytree(candidate, tmp, dirs_exist_ok=True)

@@ -122,18 +122,18 @@ def early_exit_metrics(model: MultiExitModel, tokenizer: Tokenizer, rows: list[E
 
 def calibrate_checkpoint(checkpoint: Path, task: TaskData, drops: list[float],
                          ratio: int = 1, plugins_dir: Path | None = None) -> dict:
-    """Thresholds meeting each accuracy drop on dev, scored on test. At ratio 1 they are written
-    into exits.json; at a plugin ratio (plugins_dir/k{ratio}) they are only returned."""
+    """Thresholds calibrated on dev for each drop (exits.calibrate_threshold: at most that share of
+    the last exit's answers changed), scored on dev and test. At ratio 1 they are written into
+    exits.json; at a plugin ratio (plugins_dir/k{ratio}) they are only returned."""
     model, tokenizer, info = load_multi_exit(checkpoint)
     check_labels(checkpoint, info.labels, task)
     if ratio != 1:
         attach(model.encoder, PluginSet.load(plugins_dir / f"k{ratio}"), checkpoint_sha256(checkpoint))
         set_ratio(model.encoder, ratio)
     dev_logits = logits_of(model, tokenizer, task.dev)
-    dev_labels = torch.tensor([e.label for e in task.dev])
     rows = []
     for drop in drops:
-        threshold = calibrate_threshold(dev_logits, dev_labels, drop, info.criterion)
+        threshold = calibrate_threshold(dev_logits, drop, info.criterion)
         rows.append({"max_drop": drop, "threshold": threshold, **{
             split: early_exit_metrics(model, tokenizer, task.split(split), threshold, info.criterion, ratio)
             for split in ("dev", "test")}})

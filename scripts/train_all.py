@@ -4,6 +4,7 @@
     python scripts/train_all.py --tasks r8 --ship       # one set, then copy it into models/r8/
     python scripts/train_all.py --device cuda           # the same recipe on a lent GPU
     python scripts/train_all.py --report                # the per-stage wall times of finished runs
+    python scripts/train_all.py --recalibrate           # only the exit thresholds of finished sets, again
 
 Per set (runs/full/<task>/):
   teacher           LoRA fine-tune of all-MiniLM-L6-v2 (mr: the shipped adapter, as today)
@@ -176,13 +177,28 @@ def measure(task: str) -> dict:
                               recipe.max_length)
     assistant = load_multi_exit(root / "assistant")
     quarter = load_multi_exit(root / "quarter")
-    calibrated = {str(ratio): calibrate_checkpoint(root / "quarter", data, list(DROPS), ratio,
-                                                   root / "quarter" / "plugins")["thresholds"]
-                  for ratio in (1, *RATIOS)}
     return {"task": task, "test_examples": len(data.test), "teacher": teacher,
             "assistant_test_exit_accuracy": evaluate_exits(assistant[0], assistant[1], data.test),
             "quarter_test_exit_accuracy": evaluate_exits(quarter[0], quarter[1], data.test),
-            "quarter_calibrated": calibrated}
+            "quarter_calibrated": calibrated_exits(root / "quarter", data)}
+
+
+def calibrated_exits(quarter: Path, data) -> dict:
+    """Thresholds per drop at every ratio, from dev, scored on dev and test; ratio 1's go into
+    the model's exits.json."""
+    return {str(ratio): calibrate_checkpoint(quarter, data, list(DROPS), ratio,
+                                             quarter / "plugins")["thresholds"] for ratio in (1, *RATIOS)}
+
+
+def recalibrate(task: str) -> None:
+    """Calibrate the finished quarter model again, shipped and in runs/, without training (after the
+    calibration rule changed): its thresholds and measured.json's quarter_calibrated."""
+    data = load_benchmark(task)
+    for folder in (SHIPPED / task, RUNS / task):
+        if (folder / "measured.json").is_file():
+            measured = json.loads((folder / "measured.json").read_text())
+            measured["quarter_calibrated"] = calibrated_exits(folder / "quarter", data)
+            write_json(folder / "measured.json", measured)
 
 
 def ship_teacher(task: str) -> None:
@@ -231,6 +247,8 @@ def main() -> None:
     parser.add_argument("--ship", action="store_true",
                         help="copy each finished set into models/<task>/ (with --stop-after: its teacher)")
     parser.add_argument("--report", action="store_true", help="only print the wall times of finished stages")
+    parser.add_argument("--recalibrate", action="store_true",
+                        help="only calibrate each finished quarter model's exits again (models/ and runs/)")
     parser.add_argument("--stop-after", choices=STAGES, default="measure",
                         help="train up to this stage only; a later run continues from there")
     parser.add_argument("--max-train", type=int, help="a seeded subset of each training split (a smoke run)")
@@ -238,7 +256,10 @@ def main() -> None:
     args = parser.parse_args()
     global RUNS
     RUNS = args.runs
-    if not args.report:
+    if args.recalibrate:
+        for task in args.tasks:
+            recalibrate(task)
+    elif not args.report:
         for task in args.tasks:
             train(task, args.device, args.max_train, args.stop_after)
             if args.ship and args.stop_after == "measure":

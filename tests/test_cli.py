@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 
 import pytest
@@ -10,6 +11,7 @@ from conftest import tiny_model
 
 from edge_variator.cli import main
 from edge_variator.defaults import SHIPPED_ADAPTER, SHIPPED_PLUGINS
+from edge_variator.exits import save_thresholds
 
 
 def write_csv(path, rows):
@@ -104,6 +106,11 @@ def test_demo_exports_profiles_and_runs_four_device_states(tiny_shipped, tmp_pat
     assert "(shipped," in capsys.readouterr().out
     assert (shipped / "manifest.json").read_bytes() == manifest
     assert (tmp_path / "bundles" / shipped.name / "model.pte").is_file()
+    # calibrated again: the same weights with other thresholds are another bundle
+    save_thresholds(tiny_shipped, {"drop_1": 0.5})
+    bundle, origin = defaults.default_bundle()
+    assert origin == "exported"
+    assert json.loads((bundle / "manifest.json").read_text())["exits"]["thresholds"] == {"drop_1": 0.5}
 
 
 @pytest.mark.slow

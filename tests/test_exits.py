@@ -21,6 +21,7 @@ from edge_variator.exits import (
     calibrate_threshold,
     exit_decisions,
     load_multi_exit,
+    max_disagreements,
     save_multi_exit,
     uncertainty,
 )
@@ -85,27 +86,58 @@ def _tokenizer_dir():
     return default_model_dir()
 
 
-@pytest.mark.parametrize("max_drop", [0.0, 0.02, 0.1])
-def test_calibration_meets_its_target_on_the_set_it_was_calibrated_on(max_drop):
-    torch.manual_seed(1)
-    labels = torch.randint(0, 3, (400,))
-    # later exits are more often right: noise shrinks with depth
-    logits = torch.stack([torch.nn.functional.one_hot(labels, 3) * 2 + torch.randn(400, 3) * (2.0 - 0.4 * i)
-                          for i in range(5)])
-    threshold = calibrate_threshold(logits, labels, max_drop)
-    reference = (logits[-1].argmax(-1) == labels).float().mean().item()
+def _deepening_logits(examples: int, labels: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Five exits whose noise shrinks with depth: later exits are more often right."""
+    torch.manual_seed(seed)
+    truth = torch.randint(0, labels, (examples,))
+    logits = torch.stack([torch.nn.functional.one_hot(truth, labels) * 2
+                          + torch.randn(examples, labels) * (2.0 - 0.4 * i) for i in range(5)])
+    return logits, truth
+
+
+@pytest.mark.parametrize("max_drop", [0.02, 0.1])
+def test_calibration_changes_at_most_the_allowed_share_of_answers(max_drop):
+    logits, truth = _deepening_logits(400, 3, seed=1)
+    threshold = calibrate_threshold(logits, max_drop)
     layers, predictions = exit_decisions(logits, threshold)
-    assert (predictions == labels).float().mean().item() >= reference - max_drop - 1e-9
+    changed = (predictions != logits[-1].argmax(-1)).sum().item()
+    assert 0 <= changed <= max_disagreements(400, max_drop) < max_drop * 400
+    # the accuracy lost is bounded by the answers changed
+    reference = (logits[-1].argmax(-1) == truth).float().mean().item()
+    assert (predictions == truth).float().mean().item() >= reference - changed / 400
     if max_drop >= 0.1:
         assert layers.float().mean() < 5  # a loose target lets examples leave early
 
 
+def test_calibration_never_exits_early_when_the_set_cannot_show_the_target():
+    logits, _ = _deepening_logits(400, 3, seed=1)
+    assert calibrate_threshold(logits, 0.0) == 0.0
+    assert calibrate_threshold(logits[:, :100], 0.01) == 0.0  # 100 texts cannot bound 1% at 90%
+
+
+def test_the_changed_answers_bound_is_clopper_pearson():
+    # zero changes bound the rate by 1 - 0.1 ** (1 / n): under 1% from 230 texts, not from 229
+    assert max_disagreements(229, 0.01) == -1 and max_disagreements(230, 0.01) == 0
+    # scipy.stats.beta.ppf(0.9, x + 1, n - x) <= m for the x returned, > m for x + 1 (checked beside it)
+    assert max_disagreements(1056, 0.01) == 6 and max_disagreements(1056, 0.02) == 14
+    assert max_disagreements(515, 0.02) == 5 and max_disagreements(100, 1.0) == 100
+
+
+def test_calibration_stops_at_the_first_threshold_that_fails():
+    """Fixed-sequence testing: a looser threshold that passes again after one failed is not taken."""
+    # 230 texts allow no changed answer at 1%. Text 0's exit 2 is the most confident and wrong; a
+    # looser threshold sends it out at exit 1, which agrees with the last exit again.
+    agree = [[0.0, 9.0]] * 229
+    logits = torch.tensor([[[0.0, 2.0]] + agree, [[9.0, 0.0]] + agree, [[0.0, 9.0]] + agree])
+    looser = torch.nextafter(uncertainty(logits[0, :1], "entropy"), torch.tensor(1.0)).item()
+    _, predictions = exit_decisions(logits, looser)
+    assert (predictions == logits[-1].argmax(-1)).all()  # it would pass
+    assert calibrate_threshold(logits, 0.01) == 0.0
+
+
 def test_calibration_picks_larger_thresholds_for_larger_drops():
-    torch.manual_seed(2)
-    labels = torch.randint(0, 2, (300,))
-    logits = torch.stack([torch.nn.functional.one_hot(labels, 2) + torch.randn(300, 2) * (1.5 - 0.3 * i)
-                          for i in range(4)])
-    thresholds = [calibrate_threshold(logits, labels, drop) for drop in (0.0, 0.01, 0.03, 0.1)]
+    logits, _ = _deepening_logits(300, 2, seed=2)
+    thresholds = [calibrate_threshold(logits, drop) for drop in (0.0, 0.01, 0.03, 0.1)]
     assert thresholds == sorted(thresholds)
 
 

@@ -151,8 +151,9 @@ def test_plugins_train_on_a_multi_exit_model_and_early_exit_runs_compressed(toy_
     every_layer_k2 = early_exit_metrics(model, tokenizer, data.test, 0.0, "entropy", ratio=2)
     assert every_layer["mean_exit_layer"] == every_layer_k2["mean_exit_layer"] == 2
     assert every_layer_k2["mean_flops"] < 0.95 * every_layer["mean_flops"]
-    # calibrated at ratio 2 on dev: a zero drop against ratio 2's own last exit holds there
-    calibrated = calibrate_checkpoint(tmp_path / "assistant", data, [0.0], ratio=2, plugins_dir=plugins)
+    # calibrated at ratio 2 on dev (32 texts): at most a quarter of ratio 2's own last-exit answers
+    # change there, so its accuracy falls by a quarter at most
+    calibrated = calibrate_checkpoint(tmp_path / "assistant", data, [0.25], ratio=2, plugins_dir=plugins)
     [row] = calibrated["thresholds"]
     dev_k2 = early_exit_metrics(model, tokenizer, data.dev, 0.0, "entropy", ratio=2)
-    assert row["dev"]["accuracy"] >= dev_k2["accuracy"]
+    assert row["dev"]["accuracy"] >= dev_k2["accuracy"] - 0.25
