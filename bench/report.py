@@ -168,7 +168,8 @@ def recipe_targets(shipped: Path = SHIPPED_MODELS) -> list[str]:
     """The full-data recipe's targets per data set, from the test scores scripts/train_all.py measured
     into models/<task>/measured.json when it trained and shipped the set."""
     lines = ["| data set | teacher (target) | plugins on the teacher: k=2 / 4 / 8 vs k=1 (most lost) | "
-             "quarter model's last exit vs teacher | verdicts |", "|---|---|---|---|---|"]
+             "quarter model's last exit vs teacher | its early exit at k=1, drop_1 / drop_2: test vs teacher "
+             "(mean exit layer) | verdicts |", "|---|---|---|---|---|---|"]
     for task in TASKS:
         path, teacher_metrics = shipped / task / "measured.json", shipped / task / "teacher" / "metrics.json"
         command = f"`python scripts/train_all.py --tasks {task} --ship`"
@@ -176,10 +177,11 @@ def recipe_targets(shipped: Path = SHIPPED_MODELS) -> list[str]:
             teacher = json.loads(teacher_metrics.read_text())["test"]["accuracy"]
             verdict = "met" if teacher >= TEACHER_TARGETS[task] else "missed"
             lines.append(f"| {task} | {100 * teacher:.2f}% (>= {100 * TEACHER_TARGETS[task]:.2f}) | "
-                         f"not trained yet: {command} | | teacher **{verdict}**, the rest **not measured** |")
+                         f"not trained yet: {command} | | | "
+                         f"teacher **{verdict}**, the rest **not measured** |")
             continue
         if not path.is_file():
-            lines.append(f"| {task} | not trained: {command} | | | **not measured** |")
+            lines.append(f"| {task} | not trained: {command} | | | | **not measured** |")
             continue
         measured = json.loads(path.read_text())
         by_ratio = {row["ratio"]: row["accuracy"] for row in measured["teacher"]}
@@ -193,10 +195,13 @@ def recipe_targets(shipped: Path = SHIPPED_MODELS) -> list[str]:
         last = 100 * (quarter - teacher)
         verdicts.append(("slender", last >= -SLENDER_POINTS))
         limit_text = " / ".join(f"{limits[k]:g}" for k in (2, 4, 8)) if limits else "no target"
+        early = " / ".join(f"{100 * (row['test']['accuracy'] - teacher):+.2f} "
+                           f"({row['test']['mean_exit_layer']:.2f})"
+                           for row in measured["quarter_calibrated"]["1"])
         lines.append(
             f"| {task} | {100 * teacher:.2f}% (>= {100 * TEACHER_TARGETS[task]:.2f}) | "
             + " / ".join(f"{points[k]:+.2f}" for k in (2, 4, 8)) + f" ({limit_text}) | "
-            f"{100 * quarter:.2f}% ({last:+.2f}; >= -{SLENDER_POINTS:g}) | "
+            f"{100 * quarter:.2f}% ({last:+.2f}; >= -{SLENDER_POINTS:g}) | {early} | "
             + ", ".join(f"{name} **{'met' if ok else 'missed'}**" for name, ok in verdicts) + " |")
     return lines
 

@@ -143,9 +143,12 @@ def test_recipe_targets_state_each_verdict_from_the_shipped_scores(tmp_path):
     (tmp_path / "r8").mkdir()
     teacher = [{"ratio": 1, "accuracy": 0.975}, {"ratio": 2, "accuracy": 0.972},
                {"ratio": 4, "accuracy": 0.955}, {"ratio": 8, "accuracy": 0.950}]
+    calibrated = [{"max_drop": drop, "test": {"accuracy": accuracy, "mean_exit_layer": layer}}
+                  for drop, accuracy, layer in ((0.01, 0.966, 2.5), (0.02, 0.960, 1.75))]
     (tmp_path / "r8" / "measured.json").write_text(json.dumps(
-        {"teacher": teacher, "quarter_test_exit_accuracy": [0.9, 0.96, 0.968]}))
+        {"teacher": teacher, "quarter_test_exit_accuracy": [0.9, 0.96, 0.968],
+         "quarter_calibrated": {"1": calibrated}}))
     lines = "\n".join(report.recipe_targets(tmp_path))
     assert ("| r8 | 97.50% (>= 97.00) | -0.30 / -2.00 / -2.50 (0.5 / 1.5 / 3) | 96.80% (-0.70; >= -1) | "
-            "teacher **met**, plugins **missed**, slender **met** |") in lines
+            "-0.90 (2.50) / -1.50 (1.75) | teacher **met**, plugins **missed**, slender **met** |") in lines
     assert "| 20ng | not trained: `python scripts/train_all.py --tasks 20ng --ship`" in lines

@@ -124,7 +124,12 @@ def test_demo_on_the_shipped_default_runs_the_mr_test_set(capsys, tmp_path):
 
 def test_the_default_bundle_ships_for_exactly_the_shipped_weights():
     """Retrained default weights need `python scripts/ship_bundle.py`, or the demo exports for 8 min."""
-    from edge_variator.defaults import SHIPPED_BUNDLES, default_bundle_name, default_checkpoint
+    from edge_variator.defaults import (
+        SHIPPED_BUNDLES,
+        default_bundle_name,
+        default_checkpoint,
+        exit_thresholds,
+    )
     from edge_variator.runtime.bundle import load_manifest
     from edge_variator.task import checkpoint_sha256
 
@@ -132,6 +137,7 @@ def test_the_default_bundle_ships_for_exactly_the_shipped_weights():
     bundle = SHIPPED_BUNDLES / default_bundle_name()
     manifest = load_manifest(bundle, expected_sha256=checkpoint_sha256(default_checkpoint()[0]))
     assert sorted(map(int, manifest["ratios"])) == [1, 2, 4, 8]
+    assert manifest["exits"]["thresholds"] == exit_thresholds(default_checkpoint()[0])  # as calibrated
     assert manifest["policy"] is None and manifest["latency_profile"] is None  # device facts come later
     assert sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file()) < 40_000_000
 
