@@ -108,10 +108,12 @@ def evaluate_ratios(checkpoint: Path, plugins_dir: Path, task: TaskData, split: 
 
 
 def early_exit_metrics(model: MultiExitModel, tokenizer: Tokenizer, rows: list[Example], threshold: float,
-                       criterion: str, ratio: int = 1) -> dict:
+                       criterion: str, ratio: int = 1, logits: torch.Tensor | None = None) -> dict:
     """Accuracy, mean exit layer and mean FLOPs per example of early exit at `threshold` (with
-    the model's plugins running at `ratio`, which the caller has set)."""
-    layers, predictions = exit_decisions(logits_of(model, tokenizer, rows), threshold, criterion)
+    the model's plugins running at `ratio`, which the caller has set); `logits`: the model's
+    logits_of these rows, when already computed."""
+    logits = logits_of(model, tokenizer, rows) if logits is None else logits
+    layers, predictions = exit_decisions(logits, threshold, criterion)
     labels = torch.tensor([e.label for e in rows])
     padded = tokenizer.padded_lengths([e.text for e in rows])
     return {"accuracy": (predictions == labels).float().mean().item(),
@@ -130,13 +132,13 @@ def calibrate_checkpoint(checkpoint: Path, task: TaskData, drops: list[float],
     if ratio != 1:
         attach(model.encoder, PluginSet.load(plugins_dir / f"k{ratio}"), checkpoint_sha256(checkpoint))
         set_ratio(model.encoder, ratio)
-    dev_logits = logits_of(model, tokenizer, task.dev)
+    logits = {split: logits_of(model, tokenizer, task.split(split)) for split in ("dev", "test")}
     rows = []
     for drop in drops:
-        threshold = calibrate_threshold(dev_logits, drop, info.criterion)
+        threshold = calibrate_threshold(logits["dev"], drop, info.criterion)
         rows.append({"max_drop": drop, "threshold": threshold, **{
-            split: early_exit_metrics(model, tokenizer, task.split(split), threshold, info.criterion, ratio)
-            for split in ("dev", "test")}})
+            split: early_exit_metrics(model, tokenizer, task.split(split), threshold, info.criterion, ratio,
+                                      logits[split]) for split in ("dev", "test")}})
     if ratio == 1:
         save_thresholds(checkpoint, {f"drop_{100 * row['max_drop']:g}": row["threshold"] for row in rows})
     return {"parameters": parameter_count(model), "thresholds": rows}
