@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import tempfile
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +26,7 @@ from edge_variator.data import general_corpus, load_benchmark
 from edge_variator.defaults import SHIPPED_ADAPTER
 from edge_variator.encoder import default_model_dir
 from edge_variator.evaluation import evaluate_ratios
+from edge_variator.files import write_json
 from edge_variator.train import PluginTrainConfig, train_plugins
 
 
@@ -35,31 +36,44 @@ def run(task: str, teacher: Path, ratio: int, texts: int | None, pretrain_texts:
     if texts:
         data = replace(data, train=random.Random(0).sample(data.train, min(texts, len(data.train))))
     base = PluginTrainConfig(max_length=max_length)  # each recipe builds its own teacher cache
-    recipes = {
-        "end to end, 1 epoch (old)": replace(base, epochs=1, cache_teacher=False),
-        "layer by layer x3 + 1 end-to-end epoch": replace(base, epochs=1, layerwise_epochs=3),
-    }
-    started = time.perf_counter()
+    layerwise = replace(base, epochs=1, layerwise_epochs=3)
     corpus = general_corpus()
     corpus = replace(corpus, train=corpus.train[:pretrain_texts], dev=corpus.dev[:500])
-    pretrain = PluginTrainConfig(max_length=128, epochs=0, layerwise_epochs=2, ce_weight=0.0)
     pretrained = work / "pretrained" / f"k{ratio}"
-    train_plugins(default_model_dir(), corpus, pretrained, ratio, pretrain, progress=False)
-    pretrain_seconds = time.perf_counter() - started
-    recipes["pre-trained, then layer by layer x3 + 1 end-to-end epoch"] = replace(
-        recipes["layer by layer x3 + 1 end-to-end epoch"], init_from=str(pretrained))
-    rows = [{"recipe": f"pre-training on {len(corpus.train):,} unlabelled texts (once per backbone)",
-             "seconds": round(pretrain_seconds, 1)}]
-    for name, config in recipes.items():
-        out = work / name.replace(" ", "_").replace(",", "")
-        started = time.perf_counter()
-        metrics = train_plugins(teacher, data, out / f"k{ratio}", ratio, config, progress=False)
-        seconds = time.perf_counter() - started
-        scores = evaluate_ratios(teacher, out, data, "test", [ratio], max_length)
-        best = max(metrics["history"], key=lambda h: h["dev_accuracy"])
-        rows.append({"recipe": name, "seconds": round(seconds, 1), "dev": best["dev_accuracy"],
-                     "test": scores[1]["accuracy"], "test_k1": scores[0]["accuracy"],
-                     "dev_per_epoch": [h["dev_accuracy"] for h in metrics["history"]]})
+
+    def pretrain() -> dict:
+        config = PluginTrainConfig(max_length=128, epochs=0, layerwise_epochs=2, ce_weight=0.0)
+        train_plugins(default_model_dir(), corpus, pretrained, ratio, config, progress=False)
+        return {"recipe": f"pre-training on {len(corpus.train):,} unlabelled texts (once per backbone)"}
+
+    def recipe(name: str, config: PluginTrainConfig):
+        def train() -> dict:
+            out = work / name.replace(" ", "_").replace(",", "")
+            metrics = train_plugins(teacher, data, out / f"k{ratio}", ratio, config, progress=False)
+            scores = evaluate_ratios(teacher, out, data, "test", [ratio], max_length)
+            best = max(metrics["history"], key=lambda h: h["dev_accuracy"])
+            return {"recipe": name, "dev": best["dev_accuracy"], "test": scores[1]["accuracy"],
+                    "test_k1": scores[0]["accuracy"],
+                    "dev_per_epoch": [h["dev_accuracy"] for h in metrics["history"]]}
+        return name, train
+
+    stages = [("pretraining", pretrain),
+              recipe("pre-trained, then layer by layer x3 + 1 end-to-end epoch",
+                     replace(layerwise, init_from=str(pretrained))),
+              recipe("layer by layer x3 + 1 end-to-end epoch", layerwise),
+              recipe("end to end, 1 epoch (old)", replace(base, epochs=1, cache_teacher=False))]
+    rows = []
+    for name, stage in stages:
+        done = work / "rows" / f"{name.replace(' ', '_').replace(',', '')}.json"
+        if not done.is_file():  # a finished stage is kept; a stopped one resumes from its checkpoint
+            marker = work / "started" / done.name
+            resumed = marker.is_file()  # then its seconds cover this run only
+            write_json(marker, {})
+            started = time.perf_counter()
+            row = stage()
+            row.update(seconds=round(time.perf_counter() - started, 1), resumed=resumed)
+            write_json(done, row)
+        rows.append(json.loads(done.read_text()))
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -73,19 +87,23 @@ def main() -> None:
     parser.add_argument("--pretrain-texts", type=int, default=16000)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="where the recipes train (default: runs/plugin_recipes/<task>-k<ratio>); "
+                        "rerunning the same command continues there, and it is removed at the end")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as work:
-        rows = run(args.task, args.teacher, args.ratio, args.texts, args.pretrain_texts, args.max_length,
-                   Path(work))
+    work = args.work or Path("runs/plugin_recipes") / f"{args.task}-k{args.ratio}"
+    rows = run(args.task, args.teacher, args.ratio, args.texts, args.pretrain_texts, args.max_length, work)
     print("| recipe | wall time | dev | test | test at k=1 |\n|---|---|---|---|---|")
     for row in rows:
         if "dev" in row:
-            print(f"| {row['recipe']} | {row['seconds']:.0f} s | {100 * row['dev']:.2f} | "
+            print(f"| {row['recipe']} | {row['seconds']:.0f} s{' (resumed)' * row['resumed']} | "
+                  f"{100 * row['dev']:.2f} | "
                   f"{100 * row['test']:.2f} | {100 * row['test_k1']:.2f} |")
         else:
-            print(f"| {row['recipe']} | {row['seconds']:.0f} s | | | |")
+            print(f"| {row['recipe']} | {row['seconds']:.0f} s{' (resumed)' * row['resumed']} | | | |")
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1))
+    shutil.rmtree(work)
 
 
 if __name__ == "__main__":
