@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,13 +75,46 @@ RECIPES = {
 QUARTER = {"heads": 3, "neurons": 384, "embedding_rank": 64}
 
 
-def timed(costs: dict, name: str, done: Path, run) -> None:
-    """Run a stage unless `done` exists, recording its wall time (seconds) under `name`."""
-    if done.is_file():
-        return
-    started = time.perf_counter()
-    run()
-    costs[name] = round(time.perf_counter() - started, 1)
+class Costs:
+    """costs.json: wall seconds per stage, over every run of it. A stopped run counts too: its time
+    so far is written every minute under "unfinished" and added to by the run that resumes it."""
+
+    tick_seconds = 60.0
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.seconds = json.loads(path.read_text()) if path.is_file() else {}
+
+    def save(self) -> None:
+        write_json(self.path, self.seconds)
+
+    def timed(self, name: str, done: Path, run) -> None:
+        """Run a stage unless `done` exists, adding its wall time under `name`."""
+        if done.is_file():
+            return
+        unfinished = self.seconds.setdefault("unfinished", {})
+        before, started, stop = unfinished.get(name, 0.0), time.perf_counter(), threading.Event()
+
+        def elapsed() -> float:
+            return round(before + time.perf_counter() - started, 1)
+
+        def tick() -> None:
+            while not stop.wait(self.tick_seconds):
+                unfinished[name] = elapsed()
+                self.save()
+
+        ticker = threading.Thread(target=tick, daemon=True)
+        ticker.start()
+        try:
+            run()
+        finally:
+            stop.set()
+            ticker.join()
+        unfinished.pop(name, None)
+        if not unfinished:
+            del self.seconds["unfinished"]
+        self.seconds[name] = elapsed()
+        self.save()
 
 
 def teacher_dir(task: str) -> Path:
@@ -88,7 +122,7 @@ def teacher_dir(task: str) -> Path:
 
 
 def train_plugin_sets(checkpoint: Path, plugins_dir: Path, data, recipe: Recipe, device: str,
-                      max_train: int | None, costs: dict, name: str) -> None:
+                      max_train: int | None, costs: Costs, name: str) -> None:
     """k = 2, 4, 8 on the frozen `checkpoint`, against its hidden states cached once for all three."""
     cache = plugins_dir.with_name(plugins_dir.name + ".states")
     for ratio in RATIOS:
@@ -96,8 +130,9 @@ def train_plugin_sets(checkpoint: Path, plugins_dir: Path, data, recipe: Recipe,
         config = PluginTrainConfig(epochs=1, layerwise_epochs=recipe.layerwise_epochs,
                                    max_length=recipe.max_length, device=device, cache_dir=str(cache),
                                    max_train=max_train)
-        timed(costs, f"{name} plugins k={ratio}", out / "metrics.json",
-              lambda out=out, config=config, ratio=ratio: train_plugins(checkpoint, data, out, ratio, config))
+        costs.timed(f"{name} plugins k={ratio}", out / "metrics.json",
+                    lambda out=out, config=config, ratio=ratio: train_plugins(checkpoint, data, out, ratio,
+                                                                              config))
     shutil.rmtree(cache, ignore_errors=True)
 
 
@@ -117,57 +152,45 @@ def train(task: str, device: str, max_train: int | None = None, stop_after: str 
     recipe = RECIPES[task]
     data = load_benchmark(task)
     root = RUNS / task
-    costs_path = root / "costs.json"
-    costs = json.loads(costs_path.read_text()) if costs_path.is_file() else {}
-
-    def save_costs() -> None:
-        write_json(costs_path, costs)
-
+    costs = Costs(root / "costs.json")
     shipped_teacher = SHIPPED / task / "teacher"
     if (shipped_teacher / "metrics.json").is_file() and not (root / "teacher" / "metrics.json").is_file():
         shutil.copytree(shipped_teacher, root / "teacher")  # a fresh machine continues from what shipped
     if recipe.teacher_epochs:
         config = FinetuneConfig(method="lora", epochs=recipe.teacher_epochs, max_length=recipe.max_length,
                                 device=device, max_train=max_train)
-        timed(costs, "teacher", root / "teacher" / "metrics.json",
-              lambda: finetune(data, root / "teacher", config))
+        costs.timed("teacher", root / "teacher" / "metrics.json",
+                    lambda: finetune(data, root / "teacher", config))
         metrics = json.loads((root / "teacher" / "metrics.json").read_text())
-        costs.setdefault("teacher", metrics["train_seconds"])  # a teacher trained by an earlier command
+        costs.seconds.setdefault("teacher", metrics["train_seconds"])  # trained by an earlier command
         adapter_to_fp16(root / "teacher")
-        save_costs()
+        costs.save()
     if stop_after == "teacher":
         return
     teacher = teacher_dir(task)
     # the teacher's plugins live in runs/, beside it (mr's teacher is the shipped adapter)
     train_plugin_sets(teacher, root / "teacher" / "plugins", data, recipe, device, max_train, costs,
                       "teacher")
-    save_costs()
     if stop_after == "teacher-plugins":
         return
     config = ExitTrainConfig(epochs=recipe.assistant_epochs, max_length=recipe.max_length, device=device,
                              max_train=max_train)
-    timed(costs, "assistant", root / "assistant" / "metrics.json",
-          lambda: train_multi_exit(teacher, data, root / "assistant", config))
-    save_costs()
+    costs.timed("assistant", root / "assistant" / "metrics.json",
+                lambda: train_multi_exit(teacher, data, root / "assistant", config))
     if stop_after == "assistant":
         return
     config = SlenderConfig(epochs=recipe.slender_epochs, repr_epochs=recipe.repr_epochs,
                            max_length=recipe.max_length, device=device, max_train=max_train, **QUARTER)
-    timed(costs, "quarter", root / "quarter" / "metrics.json",
-          lambda: train_slender(root / "assistant", data, root / "quarter", config))
+    costs.timed("quarter", root / "quarter" / "metrics.json",
+                lambda: train_slender(root / "assistant", data, root / "quarter", config))
     to_fp16(root / "quarter")
-    save_costs()
     if stop_after == "quarter":
         return
     train_plugin_sets(root / "quarter", root / "quarter" / "plugins", data, recipe, device, max_train,
                       costs, "quarter")
-    save_costs()
-    if stop_after != "quarter-plugins" and not (root / "measured.json").is_file():
-        started = time.perf_counter()
-        measured = measure(task)
-        costs["measure"] = round(time.perf_counter() - started, 1)
-        save_costs()
-        write_json(root / "measured.json", measured)
+    if stop_after != "quarter-plugins":
+        costs.timed("measure", root / "measured.json",
+                    lambda: write_json(root / "measured.json", measure(task)))
 
 
 def measure(task: str) -> dict:
@@ -235,9 +258,13 @@ def report(tasks: list[str]) -> str:
         path = RUNS / task / "costs.json"
         if path.is_file():
             costs, texts = json.loads(path.read_text()), len(load_benchmark(task).train)
+            unfinished = costs.pop("unfinished", {})
             lines += [f"| {task} | {texts:,} | {stage} | {seconds / 60:.1f} min | "
                       f"{1000 * seconds / texts:.0f} |" for stage, seconds in costs.items()]
-            lines.append(f"| {task} | {texts:,} | **all** | **{sum(costs.values()) / 60:.1f} min** | |")
+            lines += [f"| {task} | {texts:,} | {stage} (unfinished) | {seconds / 60:.1f} min so far | |"
+                      for stage, seconds in unfinished.items()]
+            lines.append(f"| {task} | {texts:,} | **all** | **{sum(costs.values()) / 60:.1f} min**"
+                         f"{' + unfinished' if unfinished else ''} | |")
     return "\n".join(lines)
 
 

@@ -158,3 +158,31 @@ def test_a_checkpoint_from_before_a_setting_existed_resumes_at_its_default(tiny_
                  model_dir=tiny_bert_dir, progress=False)
     metrics = finetune(toy_data(train=256), tmp_path / "run", config, model_dir=tiny_bert_dir, progress=False)
     assert metrics["history"][-1]["epoch"] == 3
+
+
+def test_a_stage_stopped_and_resumed_counts_the_time_of_both_runs(tmp_path):
+    import importlib
+
+    scripts = str(Path(__file__).parent.parent / "scripts")
+    sys.path.insert(0, scripts)
+    try:
+        train_all = importlib.import_module("train_all")
+    finally:
+        sys.path.remove(scripts)
+    path, done = tmp_path / "costs.json", tmp_path / "done"
+    costs = train_all.Costs(path)
+    costs.tick_seconds = 0.05
+
+    def stopped() -> None:
+        time.sleep(0.3)
+        raise KeyboardInterrupt  # a run that does not finish
+
+    with pytest.raises(KeyboardInterrupt):
+        costs.timed("stage", done, stopped)
+    so_far = json.loads(path.read_text())["unfinished"]["stage"]
+    assert 0.2 <= so_far
+    resumed = train_all.Costs(path)
+    resumed.timed("stage", done, lambda: (time.sleep(0.1), done.touch()))
+    written = json.loads(path.read_text())
+    assert "unfinished" not in written and written["stage"] >= so_far + 0.1
+    resumed.timed("stage", done, lambda: pytest.fail("a finished stage runs again"))
