@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
 
+from edge_variator import chatter, defaults, evaluation, train
 from edge_variator import data as datasets
-from edge_variator import defaults, evaluation, train
 from edge_variator import profile as profiling
 from edge_variator.demo import run_demo
 from edge_variator.encoder import ModelLoadError
@@ -153,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
         """A subcommand; `task` adds the data flags, `train` the training flags (with that many epochs)."""
         sub = parent.add_parser(name, help=help, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         sub.set_defaults(run=run)
+        sub.add_argument("--verbose", action="store_true",
+                         help="show what other libraries log (torchao, coremltools, ExecuTorch's cpuinfo)")
         if task:
             sub.add_argument("--task", default=datasets.DEFAULT_TASK,
                              help="a benchmark name or a CSV/JSONL file")
@@ -292,10 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    try:
-        args.run(args)
-    except (datasets.DataError, ModelLoadError, BundleError, ValueError, OSError) as error:
-        sys.exit(f"edge-variator {args.command}: {error}")
+    with contextlib.nullcontext() if args.verbose else chatter.quiet():
+        try:
+            args.run(args)
+        except (datasets.DataError, ModelLoadError, BundleError, ValueError, OSError) as error:
+            sys.exit(f"edge-variator {args.command}: {error}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
+import sys
 
 import pytest
 from conftest import tiny_model
@@ -38,6 +39,31 @@ def test_entry_point_is_installed():
     result = subprocess.run(["edge-variator", "--help"], capture_output=True, text=True, check=True)
     for command in ("data", "finetune", "eval", "demo"):
         assert command in result.stdout
+
+
+def test_third_party_chatter_is_filtered_from_stderr_and_the_rest_passes():
+    script = """
+import os, sys, warnings
+from edge_variator.chatter import quiet
+with quiet():
+    os.write(2, b"[cpuinfo_utils.cpp:71] Reading file /sys/devices/soc0/image_version\\n")
+    print("Failed to load /x/torchao/_C_mxfp8.so: Could not load this library", file=sys.stderr)
+    warnings.warn("treespec is deprecated", FutureWarning)
+    os.write(2, b"epoch 1/2:  50%|#####     | 1/2\\repoch 1/2: 100%|##########| 2/2\\n")
+    print("edge-variator run: text 0 is empty", file=sys.stderr)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True)  # bytes: \r kept
+    assert result.stderr == (b"epoch 1/2:  50%|#####     | 1/2\repoch 1/2: 100%|##########| 2/2\n"
+                             b"edge-variator run: text 0 is empty\n")
+
+
+def test_run_prints_no_third_party_chatter_unless_verbose(tiny_bundle):
+    quiet = subprocess.run(["edge-variator", "run", str(tiny_bundle), "a gorgeous film"], capture_output=True,
+                           text=True, check=True)
+    assert "result:" in quiet.stdout and quiet.stderr == ""
+    refused = subprocess.run(["edge-variator", "run", str(tiny_bundle), ""], capture_output=True, text=True)
+    assert refused.returncode == 1
+    assert refused.stderr == "edge-variator run: text 0 is empty: there is nothing to classify\n"
 
 
 def test_data_list_names_every_benchmark(capsys):
