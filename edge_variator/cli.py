@@ -200,9 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     plugin_train.add_argument("--init-from", help="pre-trained plugins folder (with k{ratio}/)")
     plugin_eval = command(plugins, "eval", cmd_plugins_eval, "accuracy and FLOPs at every ratio", True,
                           split=True)
-    plugin_eval.add_argument("checkpoint")
+    plugin_eval.add_argument("checkpoint", help="task or multi-exit checkpoint (multi-exit: its last exit)")
     plugin_eval.add_argument("plugins", help="folder with k{ratio}/ plugin sets")
-    plugin_eval.add_argument("--ratios", type=int, nargs="+", default=[2, 4, 8])
+    plugin_eval.add_argument("--ratios", type=int, nargs="+", help="(default: every plugin set found)")
     plugin_eval.add_argument("--max-length", type=int)
 
     slender = commands.add_parser("slender", help="COST-EFF multi-exit and slender models")

@@ -14,6 +14,7 @@ from edge_variator.exits import (
     MultiExitModel,
     calibrate_threshold,
     exit_decisions,
+    is_multi_exit,
     load_multi_exit,
     save_thresholds,
 )
@@ -55,9 +56,11 @@ def logits_of(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, examples:
     return logits
 
 
-def evaluate(model: TaskModel, tokenizer: Tokenizer, examples: list[Example]) -> dict[str, float]:
-    """Accuracy and macro-F1 of a classifier."""
+def evaluate(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, examples: list[Example]
+             ) -> dict[str, float]:
+    """Accuracy and macro-F1 of a classifier (of a multi-exit model: its last exit, every layer run)."""
     logits = logits_of(model, tokenizer, examples)
+    logits = logits[-1] if isinstance(model, MultiExitModel) else logits
     return classification_metrics(logits.argmax(1).tolist(), [e.label for e in examples], len(model.labels))
 
 
@@ -87,20 +90,29 @@ def evaluate_checkpoint(checkpoint: Path, task: TaskData, split: str) -> dict:
 
 
 def evaluate_ratios(checkpoint: Path, plugins_dir: Path, task: TaskData, split: str,
-                    ratios: list[int], max_length: int | None = None) -> list[dict]:
-    """Accuracy, macro-F1 and FLOPs relative to k = 1 of a checkpoint at k = 1 and each ratio."""
-    model, tokenizer, info = load_task(checkpoint)
+                    ratios: list[int] | None = None, max_length: int | None = None) -> list[dict]:
+    """Accuracy, macro-F1 and FLOPs relative to k = 1 of a task or multi-exit checkpoint (its last
+    exit) at k = 1 and each ratio (None: every k{ratio}/ plugin set in `plugins_dir`)."""
+    model, tokenizer, info = (load_multi_exit if is_multi_exit(checkpoint) else load_task)(checkpoint)
     check_labels(checkpoint, info.labels, task)
     tokenizer = Tokenizer(tokenizer.model_dir, max_length or info.max_length)
     sha = checkpoint_sha256(checkpoint)
-    for ratio in ratios:
+    found = sorted(int(path.name[1:]) for path in Path(plugins_dir).glob("k*") if path.name[1:].isdigit())
+    if not found:
+        raise ValueError(f"{plugins_dir} holds no plugin sets (k2/, k4/, k8/): train them with "
+                         "`plugins train`")
+    missing = sorted(set(ratios or []) - set(found))
+    if missing:
+        raise ValueError(f"{plugins_dir} has plugin sets for ratios {found}, not {missing}: pass --ratios "
+                         "among those, or train the others with `plugins train`")
+    for ratio in found if ratios is None else ratios:
         attach(model.encoder, PluginSet.load(plugins_dir / f"k{ratio}"), sha)
     rows = task.split(split)
     padded = tokenizer.padded_lengths([e.text for e in rows])
     config = model.encoder.config
     base_flops = average_flops(config, padded, len(task.labels))
     results = []
-    for ratio in [1, *ratios]:
+    for ratio in [1, *(found if ratios is None else ratios)]:
         set_ratio(model.encoder, ratio)
         flops = average_flops(config, padded, len(task.labels), **cost_arguments(model.encoder, ratio))
         results.append({"ratio": ratio, **evaluate(model, tokenizer, rows), "flops": flops / base_flops})

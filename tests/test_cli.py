@@ -224,11 +224,12 @@ def test_plugins_train_several_ratios_then_eval(tiny_bert_dir, tmp_path, capsys)
     main(["plugins", "train", str(tmp_path / "ft"), *common, "--ratios", "2", "4",
           "--out", str(tmp_path / "plugins"), "--epochs", "1", "--max-length", "32"])
     assert sorted(p.name for p in (tmp_path / "plugins").iterdir()) == ["k2", "k4"]
-    main(["plugins", "eval", str(tmp_path / "ft"), str(tmp_path / "plugins"), *common,
-          "--ratios", "2", "4"])
+    main(["plugins", "eval", str(tmp_path / "ft"), str(tmp_path / "plugins"), *common])  # the ratios found
     table = capsys.readouterr().out.split("FLOPs vs k=1\n")[1].splitlines()
     assert [line.split()[0] for line in table] == ["1", "2", "4"]
     assert [float(line.split()[-1]) for line in table][0] == 1.0
+    with pytest.raises(SystemExit, match=r"ratios \[2, 4\], not \[8\]: pass --ratios among those"):
+        main(["plugins", "eval", str(tmp_path / "ft"), str(tmp_path / "plugins"), *common, "--ratios", "8"])
 
 
 def test_slender_train_calibrate_eval_on_a_user_csv(tiny_bert_dir, tmp_path, capsys):
@@ -250,6 +251,12 @@ def test_slender_train_calibrate_eval_on_a_user_csv(tiny_bert_dir, tmp_path, cap
     main(["slender", "eval", str(tmp_path / "slender"), *common, "--split", "test"])
     out = capsys.readouterr().out
     assert "2 heads x 8" in out and "drop_5" in out and "mean exit layer" in out
+    # plugins train and eval take the same multi-exit checkpoint (eval scores its last exit)
+    main(["plugins", "train", str(tmp_path / "slender"), *common, "--ratios", "2", *small,
+          "--out", str(tmp_path / "slender" / "plugins")])
+    main(["plugins", "eval", str(tmp_path / "slender"), str(tmp_path / "slender" / "plugins"), *common])
+    table = capsys.readouterr().out.split("FLOPs vs k=1\n")[1].splitlines()
+    assert [line.split()[0] for line in table] == ["1", "2"]
 
 
 def test_slender_train_refuses_a_folder_that_is_no_checkpoint(tmp_path):
