@@ -41,7 +41,8 @@ def cmd_data(args: argparse.Namespace) -> None:
             print("\n".join(f"{name}: {path} (sha256 verified)" for path in datasets.fetch(name)))
     else:
         for name in args.names or [datasets.DEFAULT_TASK]:
-            print(datasets.describe(datasets.load(name), args.examples))
+            args.task = name
+            print(datasets.describe(load_task_data(args), args.examples))
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
@@ -177,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("action", choices=["list", "fetch", "inspect"])
     data.add_argument("names", nargs="*", help="benchmark names or CSV/JSONL paths (inspect)")
     data.add_argument("--examples", type=int, default=3, help="examples to print (inspect)")
+    data.add_argument("--seed", type=int, default=0, help="the split's seed (inspect)")
+    for flag in ("--text-column", "--text-pair-column", "--label-column"):
+        data.add_argument(flag, help="in a CSV/JSONL file (inspect)")
 
     finetune = command(commands, "finetune", cmd_finetune, "fine-tune a classifier (the teacher)", True, 3)
     finetune.add_argument("--method", choices=["full", "lora"], default="full")

@@ -225,10 +225,11 @@ def load_file(
         missing = [column for column in columns if column not in record]
         if missing:
             present = ", ".join(repr(key) for key in record if key is not None)
+            where = "the header row" if suffix == ".csv" else f"line {line}"  # a CSV's columns: its header
             raise DataFormatError(
-                f"{path}, line {line}: no column {missing[0]!r}; the columns present are"
-                f" {present}. Pass text_column=, label_column= or text_pair_column= to name"
-                " the right ones."
+                f"{path}, {where}: no column {missing[0]!r}; the columns present are {present}. Name"
+                " the right ones with --text-column, --label-column or --text-pair-column (in Python:"
+                " text_column=, label_column=, text_pair_column=)."
             )
         text = _cell(path, line, text_column, record[text_column])
         label = _cell(path, line, label_column, record[label_column])

@@ -66,6 +66,14 @@ def test_run_prints_no_third_party_chatter_unless_verbose(tiny_bundle):
     assert refused.stderr == "edge-variator run: text 0 is empty: there is nothing to classify\n"
 
 
+def test_data_inspect_takes_the_column_flags_of_a_users_csv(tmp_path, capsys):
+    common = reviews_task(tmp_path)  # --task reviews.csv --text-column review --label-column sentiment
+    main(["data", "inspect", common[1], *common[2:], "--examples", "1"])
+    assert "reviews.csv" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="the header row: no column 'text'.*--text-column"):
+        main(["data", "inspect", common[1]])
+
+
 def test_data_list_names_every_benchmark(capsys):
     main(["data", "list"])
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]

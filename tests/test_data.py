@@ -341,7 +341,7 @@ BAD_FILES = {
     "missing column": (
         "data.csv",
         "sentence,label\ngood,pos\nbad,neg\n",
-        ["'text'", "'sentence', 'label'", "text_column="],
+        ["the header row: no column 'text'", "'sentence', 'label'", "--text-column", "text_column="],
     ),
     "missing key in jsonl": (
         "data.jsonl",
