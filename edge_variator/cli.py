@@ -46,7 +46,7 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
-    config = train.FinetuneConfig(method=args.method, **pick(args, LOOP_FLAGS))
+    config = train.FinetuneConfig(method=args.method, strict=args.strict, **pick(args, LOOP_FLAGS))
     metrics = train.finetune(load_task_data(args), args.out, config, model_dir=args.model)
     if metrics:
         print(json.dumps({k: metrics[k] for k in ("dev", "test", "train_seconds")}, indent=2))
@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--out", required=True, help="folder to write")
             sub.add_argument("--epochs", type=int, default=train)
             sub.add_argument("--batch-size", type=int, default=32)
-            sub.add_argument("--lr", type=float, help="learning rate (default: the trainer's)")
+            sub.add_argument("--lr", type=float, help="learning rate (default: the stage's own, e.g. full "
+                             "fine-tuning 5e-5, LoRA 1e-3; metrics.json records the one used)")
             sub.add_argument("--max-length", type=int, default=128)
             sub.add_argument("--max-train", type=int, help="train on a seeded subset of this size")
         if split:
@@ -185,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     finetune = command(commands, "finetune", cmd_finetune, "fine-tune a classifier (the teacher)", True, 3)
     finetune.add_argument("--method", choices=["full", "lora"], default="full")
     finetune.add_argument("--model", help="Hugging Face BERT folder (default: all-MiniLM-L6-v2)")
+    finetune.add_argument("--strict", action="store_true",
+                          help="stop with an error when an epoch learns nothing (dev no better than the "
+                          "majority class); by default it is a warning")
 
     command(commands, "eval", cmd_eval, "accuracy, macro-F1, parameters and FLOPs", True,
             split=True).add_argument("checkpoint")
@@ -302,7 +306,8 @@ def main(argv: list[str] | None = None) -> None:
     with contextlib.nullcontext() if args.verbose else chatter.quiet():
         try:
             args.run(args)
-        except (datasets.DataError, ModelLoadError, BundleError, ValueError, OSError) as error:
+        except (datasets.DataError, ModelLoadError, BundleError, train.LearningStalledError, ValueError,
+                OSError) as error:
             sys.exit(f"edge-variator {args.command}: {error}")
 
 

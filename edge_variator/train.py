@@ -14,6 +14,8 @@ import os
 import random
 import shutil
 import time
+import warnings
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -69,6 +71,33 @@ class FinetuneConfig(LoopConfig):
     method: str = "full"  # "full" | "lora"
     lora_rank: int = 8
     lora_alpha: float = 16.0
+    strict: bool = False  # an epoch that learns nothing (dev no better than the majority class) raises
+
+
+class LearningStalledWarning(UserWarning):
+    """An epoch ended with dev accuracy no better than always answering the majority class."""
+
+
+class LearningStalledError(RuntimeError):
+    """The same, under FinetuneConfig.strict (--strict)."""
+
+
+def check_learning(stage: str, epoch: int, dev_accuracy: float, data: TaskData, lr: float,
+                   config: FinetuneConfig) -> None:
+    """Say loudly when a model answers no better than a constant: a learning rate too low (or too
+    high) for this checkpoint is the usual cause, and nothing else would flag it."""
+    counts = Counter(e.label for e in data.train)
+    majority = counts.most_common(1)[0][0]
+    constant = sum(e.label == majority for e in data.dev) / max(len(data.dev), 1)
+    if dev_accuracy > constant + 1e-9:
+        return
+    message = (f"{stage}: dev accuracy after epoch {epoch} is {dev_accuracy:.1%}, no better than always "
+               f"answering {data.labels[majority]!r} ({constant:.1%}): the model has learnt nothing. Try "
+               f"another --lr (this run: {lr:g}; full fine-tuning of a smaller BERT needed about 3e-4), "
+               "more --epochs, or --method lora")
+    if config.strict:
+        raise LearningStalledError(message)
+    warnings.warn(message, LearningStalledWarning, stacklevel=2)
 
 
 def length_bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -293,16 +322,19 @@ def finetune(data: TaskData, out_dir: str | Path, config: FinetuneConfig,
 
     history: list[dict] = []
 
+    lr = config.lr or (5e-5 if config.method == "full" else 1e-3)
+
     def end_of_epoch(epoch: int, losses: list[float]) -> None:
         dev = evaluate(model, tokenizer, data.dev)
         history.append({"epoch": epoch + 1, "train_loss": sum(losses) / len(losses),
                         "losses": losses, **{f"dev_{k}": v for k, v in dev.items()}})
         if all(dev["accuracy"] > h["dev_accuracy"] for h in history[:-1]):  # ties keep the first
             save_task(model, tokenizer, info, out_dir)
+        if rank == 0:
+            check_learning(f"fine-tune {data.name}", epoch + 1, dev["accuracy"], data, lr, config)
 
     started = time.perf_counter()
-    default_lr = 5e-5 if config.method == "full" else 1e-3
-    train_loop(trained, train, tokenizer, config, config.lr or default_lr, batch_loss,
+    train_loop(trained, train, tokenizer, config, lr, batch_loss,
                end_of_epoch, progress, resume=resume_dir(out_dir) / "finetune.pt", history=history,
                stage=f"fine-tune {data.name}")
     if rank != 0:
@@ -312,6 +344,7 @@ def finetune(data: TaskData, out_dir: str | Path, config: FinetuneConfig,
     metrics = {
         "task": data.name,
         "config": asdict(config),
+        "lr": lr,  # the one used (config.lr None: the method's default)
         "train_examples": len(train),
         "test_examples": len(data.test),
         "train_seconds": round(time.perf_counter() - started, 1),

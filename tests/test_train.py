@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import warnings
 
 import pytest
 from conftest import toy_task
@@ -23,6 +24,7 @@ def test_tiny_finetune_lowers_the_loss_and_saves_the_best(tiny_bert_dir, tmp_pat
     assert sum(last) / len(last) < 0.8 * sum(first) / len(first)
     assert metrics["dev"]["accuracy"] == max(h["dev_accuracy"] for h in metrics["history"])
     assert json.loads((tmp_path / "ft" / "metrics.json").read_text())["test"] == metrics["test"]
+    assert metrics["lr"] == 3e-3
     model, tokenizer, _ = load_task(tmp_path / "ft")
     assert evaluate(model, tokenizer, data.dev)["accuracy"] == metrics["dev"]["accuracy"]
 
@@ -64,3 +66,20 @@ def test_biases_and_norms_decay_only_when_asked(tiny_bert_dir, decay_all):
     lora_a = model.encoder.layers[0].attention.query.lora_a
     assert id(lora_a) in decayed and id(model.classifier.weight) in decayed
     assert (id(norm_gain) in decayed) == decay_all and (id(model.classifier.bias) in decayed) == decay_all
+
+
+def test_an_epoch_no_better_than_the_majority_class_is_flagged_and_strict_stops():
+    from conftest import toy_data
+
+    from edge_variator.train import LearningStalledError, LearningStalledWarning, check_learning
+
+    data = toy_data()
+    majority = max(set(e.label for e in data.train), key=[e.label for e in data.train].count)
+    constant = sum(e.label == majority for e in data.dev) / len(data.dev)
+    with pytest.warns(LearningStalledWarning, match="no better than always answering.*--lr"):
+        check_learning("fine-tune toy", 1, constant, data, 5e-5, FinetuneConfig())
+    with pytest.raises(LearningStalledError, match="this run: 5e-05"):
+        check_learning("fine-tune toy", 1, constant, data, 5e-5, FinetuneConfig(strict=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_learning("fine-tune toy", 1, constant + 0.05, data, 5e-5, FinetuneConfig(strict=True))
