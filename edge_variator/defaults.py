@@ -65,6 +65,18 @@ def exit_thresholds(checkpoint: Path) -> dict[str, float]:
     return json.loads(path.read_text()).get("thresholds", {}) if path.is_file() else {}
 
 
+def exported_from(bundle: Path, checkpoint: Path) -> bool:
+    """Whether `bundle` is whole and was exported from these weights with these exit thresholds
+    (a checkpoint calibrated again since is another bundle)."""
+    from edge_variator.task import checkpoint_sha256
+
+    try:
+        manifest = load_manifest(bundle, expected_sha256=checkpoint_sha256(checkpoint))
+    except BundleError:
+        return False  # absent, stale or damaged
+    return manifest["exits"]["thresholds"] == exit_thresholds(checkpoint)
+
+
 def cached_export(out: Path, checkpoint: Path, plugins: Path | None, ratios: list[int] | None = None,
                   rebuild: bool = False, shipped: Path | None = None, max_length: int | None = None,
                   quantize: str = "none", calibration_texts: Sequence[str] = ()) -> tuple[Path, str]:
@@ -75,19 +87,11 @@ def cached_export(out: Path, checkpoint: Path, plugins: Path | None, ratios: lis
     weights do not (ratios, length, quantization). Returns the folder and "cached", "shipped" or
     "exported"."""
     from edge_variator.export.bundle import load_model, write_bundle
-    from edge_variator.task import checkpoint_sha256
 
-    sha = checkpoint_sha256(checkpoint)
     if not rebuild:
         for origin, candidate in (("cached", out), ("shipped", shipped)):
-            if candidate is None:
+            if candidate is None or not exported_from(candidate, checkpoint):
                 continue
-            try:
-                manifest = load_manifest(candidate, expected_sha256=sha)
-            except BundleError:
-                continue  # absent, stale or damaged
-            if manifest["exits"]["thresholds"] != exit_thresholds(checkpoint):
-                continue  # calibrated again since: same weights, other thresholds
             if candidate != out:
                 with atomic_directory(out) as tmp:
                     shutil.copytree(candidate, tmp, dirs_exist_ok=True)
