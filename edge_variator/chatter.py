@@ -24,7 +24,7 @@ NOISE = re.compile("|".join([
     r"scikit-learn version .* is not supported",  # coremltools
     r"^Torch version .* has not been tested with coremltools",
     r"^Failed to load _ML\w+: No module named 'coremltools",  # the macOS-only runtime
-    r"^(Converting PyTorch Frontend|Running MIL|Running PyTorch|Running MIL \w+ pipeline)",  # passes' bars
+    r"^(Converting PyTorch Frontend|Running MIL|Running PyTorch)",  # coremltools' bar per pass
     r"(FutureWarning|DeprecationWarning): ",
 ]))
 

@@ -19,7 +19,7 @@ from edge_variator.exits import (
     save_thresholds,
 )
 from edge_variator.metrics import classification_metrics
-from edge_variator.plugins import PluginSet, attach, cost_arguments, set_ratio
+from edge_variator.plugins import PluginSet, attach, cost_arguments, saved_ratios, set_ratio
 from edge_variator.task import TaskModel, checkpoint_sha256, load_task
 from edge_variator.tokenizer import Tokenizer
 
@@ -97,7 +97,7 @@ def evaluate_ratios(checkpoint: Path, plugins_dir: Path, task: TaskData, split: 
     check_labels(checkpoint, info.labels, task)
     tokenizer = Tokenizer(tokenizer.model_dir, max_length or info.max_length)
     sha = checkpoint_sha256(checkpoint)
-    found = sorted(int(path.name[1:]) for path in Path(plugins_dir).glob("k*") if path.name[1:].isdigit())
+    found = saved_ratios(plugins_dir)
     if not found:
         raise ValueError(f"{plugins_dir} holds no plugin sets (k2/, k4/, k8/): train them with "
                          "`plugins train`")
@@ -105,14 +105,15 @@ def evaluate_ratios(checkpoint: Path, plugins_dir: Path, task: TaskData, split: 
     if missing:
         raise ValueError(f"{plugins_dir} has plugin sets for ratios {found}, not {missing}: pass --ratios "
                          "among those, or train the others with `plugins train`")
-    for ratio in found if ratios is None else ratios:
+    ratios = found if ratios is None else ratios
+    for ratio in ratios:
         attach(model.encoder, PluginSet.load(plugins_dir / f"k{ratio}"), sha)
     rows = task.split(split)
     padded = tokenizer.padded_lengths([e.text for e in rows])
     config = model.encoder.config
     base_flops = average_flops(config, padded, len(task.labels))
     results = []
-    for ratio in [1, *(found if ratios is None else ratios)]:
+    for ratio in [1, *ratios]:
         set_ratio(model.encoder, ratio)
         flops = average_flops(config, padded, len(task.labels), **cost_arguments(model.encoder, ratio))
         results.append({"ratio": ratio, **evaluate(model, tokenizer, rows), "flops": flops / base_flops})

@@ -190,6 +190,11 @@ def attach(encoder: Encoder, plugin_set: PluginSet, backbone_sha256: str) -> Non
         layer.ffn.plugins[str(plugin_set.config.ratio)] = plugin
 
 
+def saved_ratios(plugins_dir: str | Path) -> list[int]:
+    """The ratios of the plugin sets saved in `plugins_dir` (its k{ratio}/ folders), ascending."""
+    return sorted(int(path.name[1:]) for path in Path(plugins_dir).glob("k*") if path.name[1:].isdigit())
+
+
 def available_ratios(encoder: Encoder) -> list[int]:
     """1 plus every ratio that all plugged layers have."""
     plugged = [layer.ffn for layer in encoder.layers if isinstance(layer.ffn, PluggedFFN)]

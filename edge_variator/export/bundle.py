@@ -15,7 +15,7 @@ import torch
 from edge_variator.exits import MultiExitModel, is_multi_exit, load_multi_exit
 from edge_variator.export.pieces import exit_layers, pieces
 from edge_variator.files import atomic_directory, file_sha256, write_bytes, write_json
-from edge_variator.plugins import PluginSet, attach
+from edge_variator.plugins import PluginSet, attach, saved_ratios
 from edge_variator.runtime.bundle import SCHEMA_VERSION, open_program, validate
 from edge_variator.task import TaskModel, checkpoint_sha256, load_task
 from edge_variator.tokenizer import MIN_LENGTH, PAD_MULTIPLE, Tokenizer
@@ -34,7 +34,7 @@ def load_model(checkpoint: str | Path, plugins: str | Path | None = None, ratios
     if max_length:
         tokenizer = Tokenizer(tokenizer.model_dir, max_length)
     sha = checkpoint_sha256(checkpoint)
-    found = sorted(int(p.name[1:]) for p in Path(plugins).glob("k*")) if plugins else []
+    found = saved_ratios(plugins) if plugins else []
     for ratio in found if ratios is None else ratios:
         if ratio != 1 and not plugins:
             raise ValueError(f"ratio {ratio} has no plugins attached: name the folder of its plugin sets "
