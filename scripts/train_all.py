@@ -5,6 +5,7 @@
     python scripts/train_all.py --device cuda           # the same recipe on a lent GPU
     python scripts/train_all.py --report                # the per-stage wall times of finished runs
     python scripts/train_all.py --recalibrate           # only the exit thresholds of finished sets, again
+    python scripts/train_all.py --tasks 20ng --ship-unfinished  # a stopped LoRA teacher, to commit
 
 Per set (runs/full/<task>/):
   teacher           LoRA fine-tune of all-MiniLM-L6-v2 (mr: the shipped adapter, as today)
@@ -152,10 +153,11 @@ def train(task: str, device: str, max_train: int | None = None, stop_after: str 
     recipe = RECIPES[task]
     data = load_benchmark(task)
     root = RUNS / task
+    restore_unfinished(task)
     costs = Costs(root / "costs.json")
     shipped_teacher = SHIPPED / task / "teacher"
     if (shipped_teacher / "metrics.json").is_file() and not (root / "teacher" / "metrics.json").is_file():
-        shutil.copytree(shipped_teacher, root / "teacher")  # a fresh machine continues from what shipped
+        shutil.copytree(shipped_teacher, root / "teacher", dirs_exist_ok=True)  # a fresh machine continues
     if recipe.teacher_epochs:
         config = FinetuneConfig(method="lora", epochs=recipe.teacher_epochs, max_length=recipe.max_length,
                                 device=device, max_train=max_train)
@@ -225,11 +227,47 @@ def recalibrate(task: str) -> None:
             write_json(folder / "measured.json", measured)
 
 
+UNFINISHED = "unfinished"  # models/<task>/unfinished/: stopped stages' checkpoints, for the next machine
+COMMITTABLE_BYTES = 16 * 2**20  # a LoRA teacher's checkpoint and best adapter: ~7 MB; an assistant's: ~300
+
+
+def ship_unfinished(task: str) -> list[str]:
+    """models/<task>/unfinished/: each stopped stage's checkpoint (`<stage>.resume/`) with the folder it
+    writes (its best epoch so far) and costs.json, where they are small enough to commit, so that a
+    session ending midway through a stage that outlasts it loses nothing. Returns what it copied."""
+    root, out = RUNS / task, SHIPPED / task / UNFINISHED
+    shutil.rmtree(out, ignore_errors=True)
+    shipped = []
+    for resume in sorted(root.rglob("*.resume")):
+        stage = resume.with_name(resume.name.removesuffix(".resume"))
+        files = [*(f for f in resume.rglob("*") if f.is_file()),
+                 *(f for f in (stage.glob("*") if stage.is_dir() else []) if f.is_file())]
+        if sum(f.stat().st_size for f in files) > COMMITTABLE_BYTES:
+            continue  # stays in runs/: a session that ends first starts this stage over
+        for file in files:
+            target = out / file.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(file, target)
+        shipped.append(str(stage.relative_to(root)))
+    if shipped:
+        shutil.copy(root / "costs.json", out / "costs.json")
+    return shipped
+
+
+def restore_unfinished(task: str) -> None:
+    """On a machine without runs/<task>/: continue the stages a `--ship-unfinished` left in models/."""
+    source, root = SHIPPED / task / UNFINISHED, RUNS / task
+    if source.is_dir() and not root.exists():
+        shutil.copytree(source, root)
+
+
 def ship_teacher(task: str) -> None:
     """models/<task>/teacher/ alone, as soon as it exists: the first hour of a long set's recipe,
     kept for the next machine when the rest is not finished yet."""
     if RECIPES[task].teacher_epochs:
         shutil.rmtree(SHIPPED / task / "teacher", ignore_errors=True)
+        shutil.rmtree(SHIPPED / task / UNFINISHED / "teacher", ignore_errors=True)
+        shutil.rmtree(SHIPPED / task / UNFINISHED / "teacher.resume", ignore_errors=True)
         shutil.copytree(RUNS / task / "teacher", SHIPPED / task / "teacher",
                         ignore=shutil.ignore_patterns("plugins", "*.resume"))
 
@@ -274,6 +312,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument("--ship", action="store_true",
                         help="copy each finished set into models/<task>/ (with --stop-after: its teacher)")
+    parser.add_argument("--ship-unfinished", action="store_true",
+                        help="only copy the stopped stages' checkpoints that are small enough to commit into "
+                             "models/<task>/unfinished/ (beside a running training, before a session ends); "
+                             "a machine without runs/ continues them")
     parser.add_argument("--report", action="store_true", help="only print the wall times of finished stages")
     parser.add_argument("--recalibrate", action="store_true",
                         help="only calibrate each finished quarter model's exits again (models/ and runs/)")
@@ -287,6 +329,9 @@ def main() -> None:
     if args.recalibrate:
         for task in args.tasks:
             recalibrate(task)
+    elif args.ship_unfinished:
+        for task in args.tasks:
+            print(f"{task}: {', '.join(ship_unfinished(task)) or 'no stopped stage small enough to commit'}")
     elif not args.report:
         for task in args.tasks:
             train(task, args.device, args.max_train, args.stop_after)

@@ -3,8 +3,10 @@ and stages that resume where they were killed."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -136,6 +138,43 @@ def test_a_stage_killed_midway_resumes_to_the_uninterrupted_result(stage, checkp
     assert history[0] == history[1]
 
 
+def test_a_stage_stopped_on_one_machine_continues_on_another_from_what_was_committed(
+        tiny_bert_dir, tmp_path, monkeypatch):
+    """--ship-unfinished copies a stopped LoRA-sized stage into models/<task>/unfinished/; a machine
+    without runs/ continues it there, to the result of an uninterrupted run."""
+    train_all = import_train_all()
+    monkeypatch.setattr(train_all, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(train_all, "SHIPPED", tmp_path / "models")
+    # the tiny model is fully fine-tuned here: its checkpoint and best epoch (16 MB) are a LoRA teacher's size
+    monkeypatch.setattr(train_all, "COMMITTABLE_BYTES", 32 * 2**20)
+    run_stage("finetune", tmp_path / "whole", tiny_bert_dir)
+    stage = tmp_path / "runs" / "toy" / "teacher"
+    kill_midway("finetune", stage, tiny_bert_dir, "finetune.pt")
+    train_all.Costs(tmp_path / "runs" / "toy" / "costs.json").save()
+    assert train_all.ship_unfinished("toy") == ["teacher"]
+    assert (tmp_path / "models" / "toy" / "unfinished" / "teacher.resume" / "finetune.pt").is_file()
+
+    shutil.rmtree(tmp_path / "runs")  # the next machine
+    train_all.restore_unfinished("toy")
+    run_stage("finetune", stage, tiny_bert_dir)
+    whole = load_file(tmp_path / "whole" / "model.safetensors")
+    resumed = load_file(stage / "model.safetensors")
+    for name in whole:
+        torch.testing.assert_close(resumed[name], whole[name], rtol=0, atol=0, msg=name)
+
+
+def test_a_stage_too_large_to_commit_stays_in_runs(tmp_path, monkeypatch):
+    train_all = import_train_all()
+    monkeypatch.setattr(train_all, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(train_all, "SHIPPED", tmp_path / "models")
+    monkeypatch.setattr(train_all, "COMMITTABLE_BYTES", 1000)
+    resume = tmp_path / "runs" / "toy" / "assistant.resume"
+    resume.mkdir(parents=True)
+    (resume / "exits.pt").write_bytes(b"x" * 1001)
+    assert train_all.ship_unfinished("toy") == []
+    assert not (tmp_path / "models" / "toy" / "unfinished").exists()
+
+
 def test_a_checkpoint_from_other_settings_is_refused(tiny_bert_dir, tmp_path):
     config = FinetuneConfig(method="full", epochs=2, batch_size=16, lr=3e-3, max_length=32,
                             checkpoint_seconds=0)
@@ -160,15 +199,17 @@ def test_a_checkpoint_from_before_a_setting_existed_resumes_at_its_default(tiny_
     assert metrics["history"][-1]["epoch"] == 3
 
 
-def test_a_stage_stopped_and_resumed_counts_the_time_of_both_runs(tmp_path):
-    import importlib
-
+def import_train_all():
     scripts = str(Path(__file__).parent.parent / "scripts")
     sys.path.insert(0, scripts)
     try:
-        train_all = importlib.import_module("train_all")
+        return importlib.import_module("train_all")
     finally:
         sys.path.remove(scripts)
+
+
+def test_a_stage_stopped_and_resumed_counts_the_time_of_both_runs(tmp_path):
+    train_all = import_train_all()
     path, done = tmp_path / "costs.json", tmp_path / "done"
     costs = train_all.Costs(path)
     costs.tick_seconds = 0.05
