@@ -6,6 +6,9 @@ import argparse
 import contextlib
 import json
 import sys
+import warnings
+from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 from edge_variator import chatter, defaults, evaluation, train
@@ -17,10 +20,38 @@ from edge_variator.exits import is_multi_exit
 from edge_variator.export.bundle import describe_bundle, load_model, write_bundle
 from edge_variator.runtime.bundle import BundleError
 from edge_variator.runtime.policy import DeviceState, thermal_from_android
-from edge_variator.runtime.runner import BundleRunner, format_run
+from edge_variator.runtime.runner import BatchRun, format_run, format_summary
 from edge_variator.task import resolve_base
 
 LOOP_FLAGS = ("epochs", "batch_size", "lr", "max_length", "seed", "max_train")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every flag with a default shows it; flags without one (None, off) say nothing about it."""
+
+    @staticmethod
+    def _has_default(action: argparse.Action) -> bool:
+        return not any(action.default is nothing for nothing in (None, False, argparse.SUPPRESS))
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if not self._has_default(action) or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not action.help and self._has_default(action) and action.option_strings:
+            action.help = "(default: %(default)s)"  # argparse shows no default for a flag without help
+        return super()._format_action(action)
+
+
+def width(value: str) -> float:
+    """A slender size: a count (3), or a fraction of the backbone's (0.25 or 1/4)."""
+    try:
+        number = Fraction(value)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"a count (3) or a fraction of the backbone's (0.25, 1/4), "
+                                         f"not {value!r}") from None
+    return int(number) if number.denominator == 1 else float(number)
 
 
 def pick(args: argparse.Namespace, names) -> dict:
@@ -46,7 +77,8 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
-    config = train.FinetuneConfig(method=args.method, strict=args.strict, **pick(args, LOOP_FLAGS))
+    config = train.FinetuneConfig(method=args.method, strict=args.strict, pooling=args.pooling,
+                                  **pick(args, LOOP_FLAGS))
     metrics = train.finetune(load_task_data(args), args.out, config, model_dir=args.model)
     if metrics:
         print(json.dumps({k: metrics[k] for k in ("dev", "test", "train_seconds")}, indent=2))
@@ -106,19 +138,46 @@ def cmd_export(args: argparse.Namespace) -> None:
     checkpoint, plugins = defaults.resolve_checkpoint(args.checkpoint, args.plugins)
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     model, tokenizer, source = load_model(checkpoint, plugins, args.ratios, args.max_length)
-    calibration = load_task_data(args).train[:args.calibration_texts] if args.quantize == "int8" else []
+    task = load_task_data(args)
+    if task.labels == model.labels:
+        quality = evaluation.export_quality(model, tokenizer, source["thresholds"], source["criterion"], task)
+        print(evaluation.format_quality(task.name, quality))
+    else:
+        print(f"dev accuracy not checked: the model predicts {model.labels}, {task.name} has {task.labels} "
+              "(name the task it was trained on with --task)")
+    calibration = task.train[:args.calibration_texts] if args.quantize == "int8" else []
     manifest = write_bundle(model, tokenizer, source, args.out, formats, args.quantize,
                             args.coreml_compress, [e.text for e in calibration])
     print(describe_bundle(args.out, manifest))
+
+
+def run_texts(args: argparse.Namespace) -> Iterator[str]:
+    """The texts of `run`: its arguments, else one per line of --file (or of stdin)."""
+    if args.texts:
+        yield from args.texts
+        return
+    stdin = args.file in (None, "-")
+    with contextlib.nullcontext(sys.stdin) if stdin else open(args.file, encoding="utf-8") as lines:
+        for line in lines:
+            yield line.rstrip("\r\n")
 
 
 def cmd_run(args: argparse.Namespace) -> None:
     thermal = thermal_from_android(args.android_thermal) if args.android_thermal is not None else args.thermal
     state = DeviceState(battery=args.battery, charging=args.charging, low_power=args.low_power,
                         thermal=thermal, budget_ms=args.budget_ms)
-    runner = BundleRunner(args.bundle)
-    decision = runner.policy.decide(state)
-    print(format_run(state, decision, runner.run(args.text, decision=decision), runner.labels, args.steps))
+    batch = BatchRun(args.bundle, state)
+    for index, result, ms in batch.run(run_texts(args)):
+        if args.format == "jsonl":
+            print(json.dumps(batch.record(index, result, ms, args.steps)), flush=True)
+        else:
+            print(result if isinstance(result, str) else
+                  format_run(state, batch.decision, result, batch.runner.labels, args.steps), flush=True)
+    summary = batch.summary()
+    print(json.dumps(summary) if args.format == "jsonl" else format_summary(summary["summary"]))
+    if batch.errors:
+        sys.exit(f"edge-variator run: {len(batch.errors)} of {summary['summary']['texts']} texts refused "
+                 f"({batch.errors[0]}{', ...' if len(batch.errors) > 1 else ''})")
 
 
 def cmd_profile(args: argparse.Namespace) -> None:
@@ -146,6 +205,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(args.rebuild, args.lengths, args.repeats, args.limit, args.plots)
 
 
+def add_column_flags(parser: argparse.ArgumentParser) -> None:
+    for flag, default in (("--text-column", "text"), ("--text-pair-column", "none"),
+                          ("--label-column", "label")):
+        parser.add_argument(flag, help=f"the column of a CSV/JSONL file to read (default: {default})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-variator", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -153,23 +218,22 @@ def build_parser() -> argparse.ArgumentParser:
     def command(parent, name: str, run, help: str, task: bool = False, train: int | None = None,
                 split: bool = False) -> argparse.ArgumentParser:
         """A subcommand; `task` adds the data flags, `train` the training flags (with that many epochs)."""
-        sub = parent.add_parser(name, help=help, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        sub = parent.add_parser(name, help=help, formatter_class=HelpFormatter)
         sub.set_defaults(run=run)
         sub.add_argument("--verbose", action="store_true",
                          help="show what other libraries log (torchao, coremltools, ExecuTorch's cpuinfo)")
         if task:
             sub.add_argument("--task", default=datasets.DEFAULT_TASK,
                              help="a benchmark name or a CSV/JSONL file")
-            for flag in ("--text-column", "--text-pair-column", "--label-column"):
-                sub.add_argument(flag)
-            sub.add_argument("--seed", type=int, default=0)
+            add_column_flags(sub)
+            sub.add_argument("--seed", type=int, default=0, help="seed of the data split (and of training)")
         if train is not None:
             sub.add_argument("--out", required=True, help="folder to write")
             sub.add_argument("--epochs", type=int, default=train)
             sub.add_argument("--batch-size", type=int, default=32)
             sub.add_argument("--lr", type=float, help="learning rate (default: the stage's own, e.g. full "
                              "fine-tuning 5e-5, LoRA 1e-3; metrics.json records the one used)")
-            sub.add_argument("--max-length", type=int, default=128)
+            sub.add_argument("--max-length", type=int, default=128, help="tokens per text, the rest cut")
             sub.add_argument("--max-train", type=int, help="train on a seeded subset of this size")
         if split:
             sub.add_argument("--split", choices=list(datasets.SPLITS), default="dev")
@@ -180,11 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("names", nargs="*", help="benchmark names or CSV/JSONL paths (inspect)")
     data.add_argument("--examples", type=int, default=3, help="examples to print (inspect)")
     data.add_argument("--seed", type=int, default=0, help="the split's seed (inspect)")
-    for flag in ("--text-column", "--text-pair-column", "--label-column"):
-        data.add_argument(flag, help="in a CSV/JSONL file (inspect)")
+    add_column_flags(data)
 
     finetune = command(commands, "finetune", cmd_finetune, "fine-tune a classifier (the teacher)", True, 3)
     finetune.add_argument("--method", choices=["full", "lora"], default="full")
+    finetune.add_argument("--pooling", choices=["mean", "cls"], default=train.FinetuneConfig.pooling,
+                          help="what the classifier reads: the mean of the last layer's tokens, or "
+                          "BERT's pooler on CLS")
     finetune.add_argument("--model", help="Hugging Face BERT folder (default: all-MiniLM-L6-v2)")
     finetune.add_argument("--strict", action="store_true",
                           help="stop with an error when an epoch learns nothing (dev no better than the "
@@ -219,10 +285,19 @@ def build_parser() -> argparse.ArgumentParser:
                             "multi-exit assistant; an assistant -> a width-pruned (slender) multi-exit model",
                             True, 2)
     slender_train.add_argument("checkpoint", help="fine-tuned task checkpoint, or a multi-exit assistant")
-    for flag, default, help in (("--heads", 3, "heads kept per layer"), ("--prune-steps", 3, None),
-                                ("--neurons", 384, "FFN neurons kept per layer"), ("--repr-epochs", 1, None),
-                                ("--embedding-rank", 64, "word-embedding SVD rank")):
-        slender_train.add_argument(flag, type=int, default=default, help=help)
+    # the quarter model on any backbone
+    for flag, default, help in (("--heads", "1/4", "attention heads kept per layer (all-MiniLM-L6-v2: 3)"),
+                                ("--neurons", "1/4", "FFN neurons kept per layer (all-MiniLM-L6-v2: 384)"),
+                                ("--embedding-rank", "1/6", "rank of the factorized word embedding, of the "
+                                 "hidden size (all-MiniLM-L6-v2: 64)")):
+        slender_train.add_argument(flag, type=width, default=width(default), metavar="N|F",
+                                   help=f"{help}: a count, or a fraction of the backbone's "
+                                   f"(default: {default})")
+    slender_train.add_argument("--prune-steps", type=int, default=3,
+                               help="prune a little at a time, scoring what is left in between")
+    slender_train.add_argument("--repr-epochs", type=int, default=1,
+                               help="epochs of hidden-state distillation before the --epochs of prediction "
+                               "distillation")
     slender_train.add_argument("--temperature", type=float, default=2.0)
     slender_train.add_argument("--soft-weight", type=float, default=0.5)
     slender_train.add_argument("--exit-lr", type=float, default=1e-3, help="learning rate of the exit heads")
@@ -255,9 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--calibration-texts", type=int, default=200,
                         help="int8: train texts to calibrate on")
 
-    run = command(commands, "run", cmd_run, "classify a text with a bundle under a device state")
+    run = command(commands, "run", cmd_run, "classify texts with a bundle under a device state: a JSON line "
+                  "per text, then a summary line (the one-time load apart from the warm per-text times)")
     run.add_argument("bundle")
-    run.add_argument("text")
+    run.add_argument("texts", nargs="*", help="texts to classify (default: one per line of --file or stdin)")
+    run.add_argument("--file", help="a file of texts, one per line ('-': stdin)")
+    run.add_argument("--format", choices=["jsonl", "text"], default="jsonl")
     run.add_argument("--battery", type=float, default=1.0, help="battery level from 0 to 1")
     for flag in ("--charging", "--low-power"):
         run.add_argument(flag, action="store_true")
@@ -301,8 +379,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our own warnings (a stalled epoch, a quality loss) as one plain line; the rest as Python shows them."""
+    if issubclass(category, evaluation.QualityLossWarning | train.LearningStalledWarning):
+        print(f"edge-variator: warning: {message}", file=file or sys.stderr)
+    else:
+        SHOW_WARNING(message, category, filename, lineno, file, line)
+
+
+SHOW_WARNING = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    warnings.showwarning = show_warning
     with contextlib.nullcontext() if args.verbose else chatter.quiet():
         try:
             args.run(args)

@@ -200,6 +200,12 @@ class EncoderLayer(nn.Module):
         return self.ffn_norm(hidden + self.dropout(ffn))
 
 
+def mean_over_tokens(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(batch, seq, hidden) -> (batch, hidden): the mean over real tokens; padding never counts."""
+    mask = attention_mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * mask).sum(1) / mask.sum(1)
+
+
 def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """(batch, seq) 1/0 mask -> (batch, 1, 1, seq) scores offset: 0 for tokens, MASK_VALUE for padding."""
     return (1.0 - attention_mask[:, None, None, :].to(dtype)) * MASK_VALUE
@@ -231,10 +237,6 @@ class Encoder(nn.Module):
             hidden = layer(hidden, mask)
             states.append(hidden)
         return tuple(states)
-
-    def pool(self, last_hidden: torch.Tensor) -> torch.Tensor:
-        """BERT's pooler: tanh(dense(CLS))."""
-        return torch.tanh(self.pooler(last_hidden[:, 0]))
 
 
 # Our parameter names -> Hugging Face BertModel names; one rule per sub-module, in order.

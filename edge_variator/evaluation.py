@@ -4,6 +4,7 @@ ratio, and early exit at calibrated thresholds; with the tables the CLI prints."
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -19,9 +20,53 @@ from edge_variator.exits import (
     save_thresholds,
 )
 from edge_variator.metrics import classification_metrics
-from edge_variator.plugins import PluginSet, attach, cost_arguments, saved_ratios, set_ratio
+from edge_variator.plugins import PluginSet, attach, available_ratios, cost_arguments, saved_ratios, set_ratio
 from edge_variator.task import TaskModel, checkpoint_sha256, load_task
 from edge_variator.tokenizer import Tokenizer
+
+QUALITY_LOSS_POINTS = 2.0  # dev points a compressed model may lose to the uncompressed one unflagged
+
+
+class QualityLossWarning(UserWarning):
+    """A compressed model (a plugin ratio, a slender exit) is more than QUALITY_LOSS_POINTS below
+    the uncompressed model on dev."""
+
+
+def compare_quality(stage: str, rows: list[tuple[str, float, float]]) -> list[dict]:
+    """(name, dev accuracy, the uncompressed model's) per row -> records with the points lost; warns
+    (QualityLossWarning) for each row that loses more than QUALITY_LOSS_POINTS."""
+    records = []
+    for name, accuracy, reference in rows:
+        lost = round(100 * (reference - accuracy), 2)
+        records.append({"name": name, "dev_accuracy": accuracy, "uncompressed_dev_accuracy": reference,
+                        "points_lost": lost})
+        if lost > QUALITY_LOSS_POINTS:
+            warnings.warn(f"{stage}: {name} reaches {accuracy:.2%} on dev, {lost:.1f} points below the "
+                          f"uncompressed model's {reference:.2%} (more than {QUALITY_LOSS_POINTS:g})",
+                          QualityLossWarning, stacklevel=2)
+    return records
+
+
+def export_quality(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, thresholds: dict[str, float],
+                   criterion: str, task: TaskData) -> list[dict]:
+    """What export checks before lowering: dev accuracy at every ratio attached (of a multi-exit
+    model: its last exit, and its early exit at each calibrated threshold) against k = 1's last
+    exit, with a QualityLossWarning where more than QUALITY_LOSS_POINTS are lost."""
+    labels = torch.tensor([e.label for e in task.dev])
+    rows, reference = [], None
+    for ratio in [1, *(r for r in available_ratios(model.encoder) if r != 1)]:
+        set_ratio(model.encoder, ratio)
+        logits = logits_of(model, tokenizer, task.dev)
+        last = logits[-1] if isinstance(model, MultiExitModel) else logits
+        accuracy = (last.argmax(-1) == labels).float().mean().item()
+        reference = accuracy if reference is None else reference
+        suffix = ", the last exit" if isinstance(model, MultiExitModel) else ""
+        rows.append((f"k={ratio}{suffix}", accuracy))
+        for name, threshold in thresholds.items():
+            _, predictions = exit_decisions(logits, threshold, criterion)
+            rows.append((f"k={ratio}, early exit at {name}", (predictions == labels).float().mean().item()))
+    set_ratio(model.encoder, 1)
+    return compare_quality("export", [(name, accuracy, reference) for name, accuracy in rows])
 
 
 class LabelMismatchError(ValueError):
@@ -84,7 +129,8 @@ def evaluate_checkpoint(checkpoint: Path, task: TaskData, split: str) -> dict:
         "examples": len(rows),
         "seconds": time.perf_counter() - started,
         "parameters": parameter_count(model),
-        "flops_per_example": average_flops(model.encoder.config, padded, len(task.labels)),
+        "flops_per_example": average_flops(model.encoder.config, padded, len(task.labels),
+                                           pooler=model.pooling == "cls"),
         "truncated": sum(n > tokenizer.max_length for n in lengths),
     }
 
@@ -111,11 +157,13 @@ def evaluate_ratios(checkpoint: Path, plugins_dir: Path, task: TaskData, split: 
     rows = task.split(split)
     padded = tokenizer.padded_lengths([e.text for e in rows])
     config = model.encoder.config
-    base_flops = average_flops(config, padded, len(task.labels))
+    pooler = isinstance(model, TaskModel) and model.pooling == "cls"  # a multi-exit model has none
+    base_flops = average_flops(config, padded, len(task.labels), pooler=pooler)
     results = []
     for ratio in [1, *ratios]:
         set_ratio(model.encoder, ratio)
-        flops = average_flops(config, padded, len(task.labels), **cost_arguments(model.encoder, ratio))
+        flops = average_flops(config, padded, len(task.labels), pooler=pooler,
+                              **cost_arguments(model.encoder, ratio))
         results.append({"ratio": ratio, **evaluate(model, tokenizer, rows), "flops": flops / base_flops})
     return results
 
@@ -183,6 +231,15 @@ def format_evaluation(name: str, split: str, result: dict) -> str:
             f"{result['truncated']} truncated, {result['seconds']:.1f} s)\n"
             f"  parameters {result['parameters'] / 1e6:.1f} M, "
             f"{result['flops_per_example'] / 1e9:.3f} GFLOPs per example (analytic, mean)")
+
+
+def format_quality(name: str, records: list[dict]) -> str:
+    """export's check: dev accuracy of each ratio and exit against the uncompressed model."""
+    reference = records[0]["uncompressed_dev_accuracy"]
+    lines = [f"{name} dev accuracy against k=1, every layer run ({100 * reference:.2f}%):"]
+    lines += [f"  {r['name']:32} {100 * r['dev_accuracy']:6.2f}%  {0.0 - r['points_lost']:+6.2f} points"
+              f"{'  (more than 2 lost)' if r['points_lost'] > QUALITY_LOSS_POINTS else ''}" for r in records]
+    return "\n".join(lines)
 
 
 def format_ratios(name: str, split: str, results: list[dict]) -> str:

@@ -28,7 +28,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from edge_variator.encoder import Encoder, EncoderConfig, ModelLoadError, additive_mask
+from edge_variator.encoder import Encoder, EncoderConfig, ModelLoadError, additive_mask, mean_over_tokens
 from edge_variator.files import atomic_directory, write_json
 from edge_variator.runtime.confidence import uncertainty
 from edge_variator.tokenizer import Tokenizer
@@ -45,12 +45,8 @@ class ExitHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden, num_labels)
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        if self.pooling == "cls":
-            pooled = hidden_states[:, 0]
-        else:  # the mean over real tokens: padding never counts
-            mask = attention_mask.to(hidden_states.dtype).unsqueeze(-1)
-            pooled = (hidden_states * mask).sum(1) / mask.sum(1)
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        pooled = hidden[:, 0] if self.pooling == "cls" else mean_over_tokens(hidden, attention_mask)
         return self.classifier(self.dropout(torch.tanh(pooled)))
 
 

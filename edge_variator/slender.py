@@ -126,6 +126,21 @@ class Width:
     neurons: int
     embedding_rank: int | None = None
 
+    @classmethod
+    def of(cls, config: EncoderConfig, heads: float, neurons: float, embedding_rank: float | None) -> Width:
+        """Each size a count, or a fraction (0 < f < 1) of the backbone's heads, FFN neurons or
+        hidden size: 0.25, 0.25 and 1/6 are the quarter model on any backbone (3, 384 and 64 on
+        all-MiniLM-L6-v2)."""
+        def count(value: float, full: int, name: str) -> int:
+            if 0 < value < 1:
+                return max(1, round(value * full))
+            if 1 <= value <= full and float(value).is_integer():
+                return int(value)
+            raise ValueError(f"{name}: a count from 1 to {full} (this backbone's) or a fraction between "
+                             f"0 and 1, not {value:g}")
+        return cls(count(heads, config.heads, "heads"), count(neurons, config.intermediate, "neurons"),
+                   None if embedding_rank is None else count(embedding_rank, config.hidden, "embedding_rank"))
+
     def steps(self, config: EncoderConfig, count: int) -> list[Width]:
         """`count` widths from just under the full model's down to this one, evenly spaced, so
         pruning removes a little at a time and re-scores what is left in between."""

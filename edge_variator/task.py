@@ -28,6 +28,7 @@ from edge_variator.encoder import (
     default_model_dir,
     hf_state_dict,
     load_encoder,
+    mean_over_tokens,
 )
 from edge_variator.files import atomic_directory, file_sha256, write_json
 from edge_variator.tokenizer import Tokenizer
@@ -40,15 +41,29 @@ class AdapterMismatchError(ModelLoadError):
     """A LoRA adapter was trained on another backbone than the one it is being loaded onto."""
 
 
-class TaskModel(nn.Module):
-    """Encoder + BERT pooler + a linear classifier (dropout before it, as BertForSequenceClassification)."""
+POOLINGS = ("mean", "cls")
 
-    def __init__(self, encoder: Encoder, labels: Sequence[str], dropout: float = 0.1):
+
+class TaskModel(nn.Module):
+    """Encoder + pooling + a linear classifier (dropout before it, as BertForSequenceClassification).
+
+    Pooling "mean" averages the last layer's real tokens; "cls" is BERT's pooler, tanh(dense(CLS)),
+    as BertForSequenceClassification and checkpoints written before "mean" existed. Mean is the
+    default: a sentence encoder such as all-MiniLM-L6-v2 was trained to be read that way, and a
+    smaller BERT cut from it (its first 2 layers) has CLS vectors that barely differ between texts
+    (std 0.001 across mr texts, against 0.2 after 6 layers), so a CLS classifier stayed at chance."""
+
+    def __init__(self, encoder: Encoder, labels: Sequence[str], dropout: float = 0.1, pooling: str = "mean"):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
         self.encoder = encoder
         self.labels = list(labels)
+        self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(encoder.config.hidden, len(self.labels))
+        if pooling == "mean":  # the pooler goes unused: frozen (DDP refuses parameters without gradients)
+            encoder.pooler.requires_grad_(False)
 
     def forward(
         self,
@@ -56,8 +71,16 @@ class TaskModel(nn.Module):
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        last = self.encoder(input_ids, attention_mask, token_type_ids)[-1]
-        return self.classifier(self.dropout(self.encoder.pool(last)))
+        return self.classify(self.encoder(input_ids, attention_mask, token_type_ids)[-1], attention_mask)
+
+    def classify(self, last: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Logits from the last layer's hidden states."""
+        return self.classifier(self.dropout(pool(self.pooling, self.encoder.pooler, last, attention_mask)))
+
+
+def pool(pooling: str, pooler: nn.Linear, last: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """What a TaskModel's classifier reads: the mean of the real tokens, or tanh(pooler(CLS))."""
+    return torch.tanh(pooler(last[:, 0])) if pooling == "cls" else mean_over_tokens(last, attention_mask)
 
 
 class LoRALinear(nn.Module):
@@ -93,8 +116,8 @@ def _linears_to_adapt(model: TaskModel, targets: Sequence[str]):
 
 def add_lora(model: TaskModel, rank: int = 8, alpha: float = 16.0,
              targets: Sequence[str] = LORA_TARGETS) -> None:
-    """Freeze the backbone and inject LoRA; the LoRA factors, every LayerNorm, the pooler and the
-    classifier train."""
+    """Freeze the backbone and inject LoRA; the LoRA factors, every LayerNorm, the pooler (where the
+    model reads it) and the classifier train."""
     model.encoder.requires_grad_(False)
     for parent, name in _linears_to_adapt(model, targets):
         setattr(parent, name, LoRALinear(getattr(parent, name), rank, alpha))
@@ -104,7 +127,7 @@ def add_lora(model: TaskModel, rank: int = 8, alpha: float = 16.0,
             module.lora_b.requires_grad_(True)
         elif isinstance(module, nn.LayerNorm):
             module.requires_grad_(True)
-    model.encoder.pooler.requires_grad_(True)
+    model.encoder.pooler.requires_grad_(model.pooling == "cls")
 
 
 def merge_lora(model: TaskModel) -> None:
@@ -127,6 +150,12 @@ class TaskInfo:
     lora_rank: int | None = None
     lora_alpha: float | None = None
     lora_targets: list[str] | None = None
+    pooling: str = "mean"  # TaskModel's; a task.json without it was trained on "cls" (TaskInfo.read)
+
+    @classmethod
+    def read(cls, path: Path) -> TaskInfo:
+        """`path`/task.json; one written before pooling was a choice read BERT's pooler."""
+        return cls(**{"pooling": "cls", **json.loads((path / "task.json").read_text())})
 
 
 def checkpoint_sha256(path: str | Path) -> str:
@@ -136,7 +165,7 @@ def checkpoint_sha256(path: str | Path) -> str:
         return file_sha256(path / "model.safetensors")
     if not (path / "task.json").is_file():  # a plain backbone folder
         return backbone_sha256(path)
-    info = TaskInfo(**json.loads((path / "task.json").read_text()))
+    info = TaskInfo.read(path)
     if info.kind == "full":
         return backbone_sha256(path)
     adapter = file_sha256(path / "adapter.safetensors")
@@ -182,9 +211,9 @@ def load_task(path: str | Path, merge: bool = True) -> tuple[TaskModel, Tokenize
     path = Path(path)
     if not (path / "task.json").is_file():
         raise ModelLoadError(f"{path} is not a task checkpoint: no task.json")
-    info = TaskInfo(**json.loads((path / "task.json").read_text()))
+    info = TaskInfo.read(path)
     if info.kind == "full":
-        model = TaskModel(load_encoder(path), info.labels)
+        model = TaskModel(load_encoder(path), info.labels, pooling=info.pooling)
         head = load_file(path / "head.safetensors")
         classifier = {name for name in model.state_dict() if name.startswith("classifier.")}
         check_keys(path / "head.safetensors", set(head), classifier)
@@ -199,7 +228,7 @@ def load_task(path: str | Path, merge: bool = True) -> tuple[TaskModel, Tokenize
             f"{path} was trained on backbone sha256 {info.base_sha256[:12]}... ({info.base}), "
             f"but {base_dir} has sha256 {found[:12]}...: load it onto the backbone it was trained for"
         )
-    model = TaskModel(load_encoder(base_dir), info.labels)
+    model = TaskModel(load_encoder(base_dir), info.labels, pooling=info.pooling)
     add_lora(model, info.lora_rank, info.lora_alpha, info.lora_targets)
     weights = load_file(path / "adapter.safetensors")
     check_keys(path / "adapter.safetensors", set(weights),
@@ -225,6 +254,6 @@ def load_hf_classifier(model_dir: str | Path, max_length: int = 128) -> tuple[Ta
     count = head["classifier.weight"].shape[0]
     id2label = config.get("id2label") or {str(i): f"LABEL_{i}" for i in range(count)}
     labels = [id2label[str(i)] for i in range(len(id2label))]
-    model = TaskModel(load_encoder(model_dir), labels)
+    model = TaskModel(load_encoder(model_dir), labels, pooling="cls")  # BertForSequenceClassification's
     model.classifier.load_state_dict({"weight": head["classifier.weight"], "bias": head["classifier.bias"]})
     return model.eval(), Tokenizer(model_dir, max_length)

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ from tqdm import tqdm
 from edge_variator.cost import parameter_count
 from edge_variator.data import Example, TaskData
 from edge_variator.encoder import additive_mask, backbone_sha256, default_model_dir, load_encoder
-from edge_variator.evaluation import evaluate, evaluate_exits, logits_of
+from edge_variator.evaluation import compare_quality, evaluate, evaluate_exits, logits_of
 from edge_variator.exits import ExitsInfo, MultiExitModel, is_multi_exit, load_multi_exit, save_multi_exit
 from edge_variator.files import write_bytes, write_json
 from edge_variator.plugins import PluginMismatchError, PluginSet, attach, set_ratio
@@ -71,6 +72,9 @@ class FinetuneConfig(LoopConfig):
     method: str = "full"  # "full" | "lora"
     lora_rank: int = 8
     lora_alpha: float = 16.0
+    pooling: str = "mean"  # what the classifier reads (task.TaskModel): "mean" or "cls"
+    # what the code did before a setting existed, where that is not its default (resuming old checkpoints)
+    before_they_existed: ClassVar[dict] = {"pooling": "cls"}
     strict: bool = False  # an epoch that learns nothing (dev no better than the majority class) raises
 
 
@@ -91,10 +95,10 @@ def check_learning(stage: str, epoch: int, dev_accuracy: float, data: TaskData, 
     constant = sum(e.label == majority for e in data.dev) / max(len(data.dev), 1)
     if dev_accuracy > constant + 1e-9:
         return
+    pooling = "" if config.pooling == "mean" else ", or --pooling mean (CLS vectors may not tell texts apart)"
     message = (f"{stage}: dev accuracy after epoch {epoch} is {dev_accuracy:.1%}, no better than always "
                f"answering {data.labels[majority]!r} ({constant:.1%}): the model has learnt nothing. Try "
-               f"another --lr (this run: {lr:g}; full fine-tuning of a smaller BERT needed about 3e-4), "
-               "more --epochs, or --method lora")
+               f"another --lr (this run: {lr:g}), more --epochs, --method lora{pooling}")
     if config.strict:
         raise LearningStalledError(message)
     warnings.warn(message, LearningStalledWarning, stacklevel=2)
@@ -206,7 +210,8 @@ def train_loop(
     trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
     start_epoch, start_step, resumed_losses = 0, 0, []
     fingerprint = {k: v for k, v in asdict(config).items() if k not in ("device", "checkpoint_seconds")}
-    state = load_resume_state(resume, fingerprint, asdict(type(config)()))
+    state = load_resume_state(resume, fingerprint, {**asdict(type(config)()),
+                                                    **getattr(config, "before_they_existed", {})})
     if state is not None:
         with torch.no_grad():
             for name, tensor in state["weights"].items():
@@ -228,16 +233,17 @@ def train_loop(
                 "rng": torch.get_rng_state()})
 
     last_checkpoint = time.monotonic()
+    # one bar for the whole stage: its steps over every epoch, so the ETA is the stage's
+    done = start_epoch * steps_per_epoch + start_step
+    bar = tqdm(desc=stage or "training", total=total_steps, initial=done, disable=not progress or rank > 0,
+               unit="step")
     for epoch in range(start_epoch, config.epochs):
         model.train(train_mode)
         batches = length_bucketed_batches(lengths, config.batch_size, random.Random(config.seed + epoch))
         mine = batches[rank::world][:steps_per_epoch]
         skip = start_step if epoch == start_epoch else 0
         losses = list(resumed_losses) if epoch == start_epoch else []
-        bar = tqdm(mine[skip:], desc=f"{stage + ', ' if stage else ''}epoch {epoch + 1}/{config.epochs}",
-                   disable=not progress or rank,
-                   initial=skip, total=len(mine))
-        for step, indices in enumerate(bar, start=skip):
+        for step, indices in enumerate(mine[skip:], start=skip):
             batch = tokenizer([train[i].text for i in indices],
                               [train[i].text_pair for i in indices] if has_pairs else None).to(device)
             labels = torch.tensor([train[i].label for i in indices], device=device)
@@ -250,7 +256,9 @@ def train_loop(
             optimizer.step()
             schedule.step()
             losses.append(round(loss.item(), 5))
-            bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
+            bar.update()
+            recent = losses[-20:]
+            bar.set_postfix(epoch=f"{epoch + 1}/{config.epochs}", loss=f"{sum(recent) / len(recent):.4f}")
             if time.monotonic() - last_checkpoint >= config.checkpoint_seconds:
                 checkpoint(epoch, step + 1, losses)
                 last_checkpoint = time.monotonic()
@@ -259,6 +267,7 @@ def train_loop(
         checkpoint(epoch + 1, 0, [])
         if world > 1:
             dist.barrier()
+    bar.close()
 
 
 class ResumeError(RuntimeError):
@@ -301,8 +310,9 @@ def finetune(data: TaskData, out_dir: str | Path, config: FinetuneConfig,
     base = DEFAULT_BASE if model_dir is None else str(model_dir)
     model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
     tokenizer = Tokenizer(model_dir, config.max_length)
-    model = TaskModel(load_encoder(model_dir), data.labels)
-    info = TaskInfo(kind=config.method, labels=data.labels, max_length=config.max_length)
+    model = TaskModel(load_encoder(model_dir), data.labels, pooling=config.pooling)
+    info = TaskInfo(kind=config.method, labels=data.labels, max_length=config.max_length,
+                    pooling=config.pooling)
     if config.method == "lora":
         add_lora(model, config.lora_rank, config.lora_alpha)
         info.base, info.base_sha256 = base, backbone_sha256(model_dir)
@@ -334,9 +344,8 @@ def finetune(data: TaskData, out_dir: str | Path, config: FinetuneConfig,
             check_learning(f"fine-tune {data.name}", epoch + 1, dev["accuracy"], data, lr, config)
 
     started = time.perf_counter()
-    train_loop(trained, train, tokenizer, config, lr, batch_loss,
-               end_of_epoch, progress, resume=resume_dir(out_dir) / "finetune.pt", history=history,
-               stage=f"fine-tune {data.name}")
+    train_loop(trained, train, tokenizer, config, lr, batch_loss, end_of_epoch, progress,
+               resume=resume_dir(out_dir) / "finetune.pt", history=history, stage=f"fine-tune {data.name}")
     if rank != 0:
         return {}
     best = max(history, key=lambda h: h["dev_accuracy"])  # the first of equals, as saved
@@ -403,7 +412,7 @@ def plugin_distillation_loss(model: TaskModel | MultiExitModel, ratio: int, batc
                                   for head, state in zip(model.exits, student[1:], strict=True)])
             ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.repeat(len(logits)))
         else:
-            ce = torch.nn.functional.cross_entropy(model.classifier(model.encoder.pool(student[-1])), labels)
+            ce = torch.nn.functional.cross_entropy(model.classify(student[-1], batch.attention_mask), labels)
         loss = loss + config.ce_weight * ce
     return loss
 
@@ -592,6 +601,12 @@ def train_plugins(checkpoint: str | Path, data: TaskData, out_dir: str | Path, r
             plugin_set.save(out_dir)
         return record
 
+    uncompressed = None  # dev accuracy at k = 1 (multi-exit: per exit), what the plugins are held to
+    if rank == 0 and not pretraining:
+        set_ratio(model.encoder, 1)
+        uncompressed = (evaluate_exits(model, tokenizer, data.dev) if isinstance(model, MultiExitModel)
+                        else evaluate(model, tokenizer, data.dev)["accuracy"])
+
     layerwise: list[dict] = []
     if config.layerwise_epochs:
         layerwise = fit_plugins_layerwise(model, plugin_set, ratio, cache, train, tokenizer, config,
@@ -628,6 +643,7 @@ def train_plugins(checkpoint: str | Path, data: TaskData, out_dir: str | Path, r
         "seconds": {"teacher_cache": cached_seconds, "layerwise": layerwise_seconds - cached_seconds,
                     "end_to_end": round(time.perf_counter() - started - layerwise_seconds, 1)},
         "layerwise": layerwise,
+        "quality": [] if pretraining else plugin_quality(ratio, history, uncompressed),
         "plugin_parameters": parameter_count(plugin_set),
         "backbone_parameters": sum(p.numel() for p in backbone),
         "history": history,
@@ -635,6 +651,17 @@ def train_plugins(checkpoint: str | Path, data: TaskData, out_dir: str | Path, r
     write_json(Path(out_dir) / "metrics.json", metrics)
     shutil.rmtree(resume, ignore_errors=True)
     return metrics
+
+
+def plugin_quality(ratio: int, history: list[dict], uncompressed: float | list[float]) -> list[dict]:
+    """The kept plugin set's dev accuracy (each exit's, on a multi-exit model) against k = 1's."""
+    best = max(history, key=lambda h: h["dev_accuracy"])  # the first of equals, as saved
+    if isinstance(uncompressed, list):
+        rows = [(f"k={ratio}, exit {i + 1}", a, r)
+                for i, (a, r) in enumerate(zip(best["dev_exit_accuracy"], uncompressed, strict=True))]
+    else:
+        rows = [(f"k={ratio}", best["dev_accuracy"], uncompressed)]
+    return compare_quality(f"k={ratio} plugins", rows)
 
 
 # ---- COST-EFF: the multi-exit teacher assistant, then slenderization -------------------------
@@ -649,9 +676,10 @@ class ExitTrainConfig(LoopConfig):
 
 @dataclass
 class SlenderConfig(ExitTrainConfig):
-    heads: int = 6  # per layer, of the assistant's 12 (MiniLM-L6)
-    neurons: int = 768  # FFN width per layer, of 1536
-    embedding_rank: int | None = 128  # word embedding factorized to this rank; None keeps it
+    # counts, or fractions (0 < f < 1) of the assistant's (slender.Width.of); the default is the half
+    heads: float = 0.5  # per layer (all-MiniLM-L6-v2: 6 of 12)
+    neurons: float = 0.5  # FFN width per layer (768 of 1536)
+    embedding_rank: float | None = 1 / 3  # the word embedding's rank (128 of 384); None keeps it
     prune_steps: int = 3  # prune a little at a time, re-scoring importance in between
     importance_batches: int = 32  # batches of train text per importance pass
     repr_epochs: int = 1  # hidden-state distillation from the assistant ...
@@ -713,9 +741,14 @@ def train_multi_exit(teacher: str | Path, data: TaskData, out_dir: str | Path, c
                            distilled_from_sha256=checkpoint_sha256(teacher))
     model.to(_distributed(config)[2])
     started = time.perf_counter()
+    reference = evaluate(teacher_model, tokenizer, data.dev)["accuracy"]  # before training moves its encoder
     history = _train_exits_stage(model, tokenizer, data, train, targets, config, Path(out_dir), exits_info,
                                  config.lr or 5e-5, progress, resume_dir(out_dir) / "exits.pt")
-    return _write_exit_metrics(out_dir, data, config, train, history, started)
+    best = max(history, key=lambda h: h["dev_mean_accuracy"])
+    # the last exit only: the early ones are weaker by design, and calibration keeps them honest
+    quality = compare_quality("multi-exit assistant",
+                              [("the last exit", best["dev_exit_accuracy"][-1], reference)])
+    return _write_exit_metrics(out_dir, data, config, train, history, started, quality=quality)
 
 
 def _seeded_source(path: str | Path, data: TaskData, config: LoopConfig
@@ -771,11 +804,14 @@ def train_slender(assistant: str | Path, data: TaskData, out_dir: str | Path, co
     if not is_multi_exit(assistant):
         raise ValueError(f"{assistant} is not a multi-exit assistant: train one with train_multi_exit first")
     teacher, tokenizer = _seeded_source(assistant, data, config)
+    target = Width.of(teacher.encoder.config, config.heads, config.neurons, config.embedding_rank)
+    config = replace(config, **asdict(target))  # counts: the same run whichever way it was asked for
     device = _distributed(config)[2]
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
     train = subsample(data.train, config)
     targets = logits_of(teacher, tokenizer, train)  # (exits, examples, labels)
+    reference = evaluate_exits(teacher, tokenizer, data.dev)  # the full-width exits, one by one
     started = time.perf_counter()
     resume = resume_dir(out_dir)
     info = ExitsInfo(data.labels, config.max_length, pooling=teacher.pooling,
@@ -798,8 +834,7 @@ def train_slender(assistant: str | Path, data: TaskData, out_dir: str | Path, co
             return exit_distillation_loss(logits, batch_targets, labels, config)
 
         widths = []
-        for width in Width(config.heads, config.neurons, config.embedding_rank).steps(
-                student.encoder.config, config.prune_steps):
+        for width in target.steps(student.encoder.config, config.prune_steps):
             importance = taylor_importance(student, scoring, all_exits_loss)
             student = prune(student, width.heads, width.neurons, importance).to(device)
             if width.embedding_rank:
@@ -836,8 +871,12 @@ def train_slender(assistant: str | Path, data: TaskData, out_dir: str | Path, co
     student.rescale_gradients = True
     history = _train_exits_stage(student, tokenizer, data, train, targets, config, Path(out_dir), info,
                                  config.lr or 1e-4, progress, resume / "exits.pt")
+    best = max(history, key=lambda h: h["dev_mean_accuracy"])
+    quality = compare_quality("slender model", [(f"exit {i + 1}", a, r) for i, (a, r) in enumerate(
+        zip(best["dev_exit_accuracy"], reference, strict=True))])
     return _write_exit_metrics(out_dir, data, config, train, history, started, pruning_steps=widths,
-                               dev_exit_accuracy_after_pruning=pruned_dev, representation=repr_history)
+                               dev_exit_accuracy_after_pruning=pruned_dev, representation=repr_history,
+                               quality=quality)
 
 
 def plugin_summary(ratio: int, metrics: dict, out: str | Path) -> str:
@@ -845,10 +884,18 @@ def plugin_summary(ratio: int, metrics: dict, out: str | Path) -> str:
     dev = {k: v for k, v in metrics["history"][-1].items() if k.startswith("dev_")}
     share = 100 * metrics["plugin_parameters"] / metrics["backbone_parameters"]
     return (f"k={ratio}: {metrics['plugin_parameters']:,} parameters ({share:.2f}% of the backbone), "
-            f"last dev {dev}, {metrics['train_seconds']:.0f} s -> {out}")
+            f"last dev {dev}, {metrics['train_seconds']:.0f} s -> {out}" + quality_lines(metrics))
+
+
+def quality_lines(metrics: dict) -> str:
+    """Dev accuracy against the uncompressed model, one line per ratio or exit compared."""
+    return "".join(f"\n  {q['name']}: dev {100 * q['dev_accuracy']:.2f}% vs "
+                   f"{100 * q['uncompressed_dev_accuracy']:.2f}% uncompressed "
+                   f"({0.0 - q['points_lost']:+.2f} points)" for q in metrics.get("quality", []))
 
 
 def exit_summary(metrics: dict, out: str | Path) -> str:
     """One line on a trained multi-exit model: its size and every exit's test accuracy."""
     return (f"{metrics['parameters'] / 1e6:.2f} M parameters; test accuracy per exit: "
-            + " ".join(f"{100 * a:.1f}" for a in metrics["test_exit_accuracy"]) + f" -> {out}")
+            + " ".join(f"{100 * a:.1f}" for a in metrics["test_exit_accuracy"]) + f" -> {out}"
+            + quality_lines(metrics))

@@ -63,6 +63,7 @@ class Recipe:
     slender_epochs: int  # prediction distillation, after `repr_epochs` of hidden-state distillation
     repr_epochs: int = 2
     layerwise_epochs: int = 3  # plugins: per layer, before one end-to-end epoch
+    teacher_pooling: str = "cls"  # the shipped teachers were trained on BERT's pooler, before "mean" existed
 
 
 RECIPES = {
@@ -160,7 +161,7 @@ def train(task: str, device: str, max_train: int | None = None, stop_after: str 
         shutil.copytree(shipped_teacher, root / "teacher", dirs_exist_ok=True)  # a fresh machine continues
     if recipe.teacher_epochs:
         config = FinetuneConfig(method="lora", epochs=recipe.teacher_epochs, max_length=recipe.max_length,
-                                device=device, max_train=max_train)
+                                pooling=recipe.teacher_pooling, device=device, max_train=max_train)
         costs.timed("teacher", root / "teacher" / "metrics.json",
                     lambda: finetune(data, root / "teacher", config))
         metrics = json.loads((root / "teacher" / "metrics.json").read_text())

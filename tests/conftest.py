@@ -56,7 +56,8 @@ def toy_teacher(tiny_bert_dir, tmp_path_factory) -> Path:
     from edge_variator.train import FinetuneConfig, finetune
 
     out = tmp_path_factory.mktemp("toy_teacher") / "teacher"
-    config = FinetuneConfig(method="full", epochs=3, batch_size=16, lr=3e-3, max_length=32)
+    # BERT's pooler, as every shipped teacher; the distillation tests' thresholds were set on it
+    config = FinetuneConfig(method="full", epochs=3, batch_size=16, lr=3e-3, max_length=32, pooling="cls")
     finetune(toy_data(train=256), out, config, model_dir=tiny_bert_dir, progress=False)
     return out
 

@@ -60,10 +60,38 @@ with quiet():
 def test_run_prints_no_third_party_chatter_unless_verbose(tiny_bundle):
     quiet = subprocess.run(["edge-variator", "run", str(tiny_bundle), "a gorgeous film"], capture_output=True,
                            text=True, check=True)
-    assert "result:" in quiet.stdout and quiet.stderr == ""
+    assert json.loads(quiet.stdout.splitlines()[0])["label"] in ("no", "yes") and quiet.stderr == ""
     refused = subprocess.run(["edge-variator", "run", str(tiny_bundle), ""], capture_output=True, text=True)
     assert refused.returncode == 1
-    assert refused.stderr == "edge-variator run: text 0 is empty: there is nothing to classify\n"
+    assert json.loads(refused.stdout.splitlines()[0]) == {
+        "index": 0, "error": "text 0: empty text: there is nothing to classify"}
+    assert refused.stderr == ("edge-variator run: 1 of 1 texts refused (text 0: empty text: there is "
+                              "nothing to classify)\n")
+
+
+def test_run_classifies_texts_from_stdin_one_json_line_each_after_one_load(tiny_bundle):
+    texts = ["the film was superb", "the film was awful and long", "word " * 200]
+    result = subprocess.run(["edge-variator", "run", str(tiny_bundle), "--steps"], capture_output=True,
+                            input="\n".join(texts) + "\n", text=True, check=True)
+    assert result.stderr == ""
+    *records, summary = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["index"] for r in records] == [0, 1, 2]
+    assert records[2]["truncated"] and not records[0]["truncated"]
+    for record in records:
+        assert sum(record["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert record["ms"] >= sum(record["steps_ms"].values()) > 0  # warm: no method loads in it
+    summary = summary["summary"]
+    assert summary["classified"] == 3 and summary["refused"] == 0 and summary["load_ms"] > 0
+    assert summary["warm_ms_median"] == sorted(r["ms"] for r in records)[1]
+
+
+def test_run_reads_a_file_and_goes_on_past_a_refused_line(tiny_bundle, tmp_path, capsys):
+    (tmp_path / "texts.txt").write_text("a fine film\n   \na dull film\n")
+    with pytest.raises(SystemExit, match="1 of 3 texts refused \\(text 1: empty text"):
+        main(["run", str(tiny_bundle), "--file", str(tmp_path / "texts.txt")])
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [("error" in r, r["index"]) for r in records[:3]] == [(False, 0), (True, 1), (False, 2)]
+    assert records[3]["summary"]["classified"] == 2
 
 
 def test_data_inspect_takes_the_column_flags_of_a_users_csv(tmp_path, capsys):
@@ -232,6 +260,8 @@ def test_plugins_train_several_ratios_then_eval(tiny_bert_dir, tmp_path, capsys)
     main(["plugins", "train", str(tmp_path / "ft"), *common, "--ratios", "2", "4",
           "--out", str(tmp_path / "plugins"), "--epochs", "1", "--max-length", "32"])
     assert sorted(p.name for p in (tmp_path / "plugins").iterdir()) == ["k2", "k4"]
+    trained = capsys.readouterr().out  # each ratio's kept dev accuracy against k = 1's
+    assert trained.count("% uncompressed (") == 2 and "  k=4: dev " in trained
     main(["plugins", "eval", str(tmp_path / "ft"), str(tmp_path / "plugins"), *common])  # the ratios found
     table = capsys.readouterr().out.split("FLOPs vs k=1\n")[1].splitlines()
     assert [line.split()[0] for line in table] == ["1", "2", "4"]
@@ -249,8 +279,9 @@ def test_slender_train_calibrate_eval_on_a_user_csv(tiny_bert_dir, tmp_path, cap
     main(["slender", "train", str(tmp_path / "ft"), *common, "--out", str(tmp_path / "assistant"), *small])
     main(["slender", "train", str(tmp_path / "assistant"), *common, "--out", str(tmp_path / "slender"),
           *small,
-          "--heads", "2", "--neurons", "32", "--embedding-rank", "16", "--prune-steps", "1"])
-    assert "test accuracy per exit" in capsys.readouterr().out
+          "--heads", "1/2", "--neurons", "0.5", "--embedding-rank", "16", "--prune-steps", "1"])
+    out = capsys.readouterr().out  # the assistant's last exit against the teacher, then every exit's
+    assert "test accuracy per exit" in out and "  the last exit: dev " in out and "  exit 2: dev " in out
     main(["slender", "calibrate", str(tmp_path / "slender"), *common, "--drops", "0", "5"])
     out = capsys.readouterr().out
     assert "thresholds calibrated on dev" in out and "mean exit" in out
@@ -267,6 +298,25 @@ def test_slender_train_calibrate_eval_on_a_user_csv(tiny_bert_dir, tmp_path, cap
     assert [line.split()[0] for line in table] == ["1", "2"]
 
 
+@pytest.mark.parametrize("value", ["0", "1.5", "three", "1/0"])
+def test_a_slender_size_that_is_neither_a_count_nor_a_fraction_is_refused(tmp_path, value, capsys):
+    with pytest.raises(SystemExit):
+        main(["slender", "train", str(tmp_path), "--out", str(tmp_path / "x"), "--heads", value])
+    if value in ("three", "1/0"):
+        assert "a count (3) or a fraction" in capsys.readouterr().err
+
+
+def test_every_training_flag_shows_its_default_in_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["finetune", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for shown in ("--epochs EPOCHS (default: 3)", "--batch-size BATCH_SIZE (default: 32)", "(default: 128)",
+                  "--method {full,lora} (default: full)", "--pooling {mean,cls}", "(default: mean)",
+                  "--seed SEED seed of the data split (and of training) (default: 0)"):
+        assert shown in text
+    assert "(default: None)" not in text and "(default: False)" not in text
+
+
 def test_slender_train_refuses_a_folder_that_is_no_checkpoint(tmp_path):
     common = reviews_task(tmp_path)
     with pytest.raises(SystemExit, match="no task.json"):
@@ -278,8 +328,10 @@ def test_export_a_finetuned_checkpoint_to_a_bundle(tiny_bert_dir, tmp_path, caps
 
     common = reviews_task(tmp_path)
     finetune_tiny(tiny_bert_dir, common, tmp_path / "ft")
-    main(["export", str(tmp_path / "ft"), "--out", str(tmp_path / "bundle"), "--max-length", "32"])
-    assert "model.pte" in capsys.readouterr().out
+    main(["export", str(tmp_path / "ft"), "--out", str(tmp_path / "bundle"), "--max-length", "32", *common])
+    out = capsys.readouterr().out
+    assert "model.pte" in out and "reviews.csv dev accuracy against k=1, every layer run" in out
+    assert "  k=1  " in out and "+0.00 points" in out
     manifest = load_manifest(tmp_path / "bundle")
     assert sorted(manifest["methods"]) == ["embed", "exit_1", "layer_0_k1", "layer_1_k1"]
     assert manifest["model"]["labels"] == ["neg", "pos"] and manifest["model"]["max_length"] == 32

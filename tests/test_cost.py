@@ -19,13 +19,15 @@ MATH_ATTENTION = SDPBackend.MATH
 CONFIG = EncoderConfig(vocab_size=100, hidden=32, layers=2, heads=4, intermediate=64, max_positions=64)
 
 
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
 @pytest.mark.parametrize("seq", [16, 40, 64])
-def test_analytic_flops_match_the_flop_counter(seq):
-    model = TaskModel(Encoder(CONFIG), ["a", "b", "c"]).eval()
+def test_analytic_flops_match_the_flop_counter(seq, pooling):
+    model = TaskModel(Encoder(CONFIG), ["a", "b", "c"], pooling=pooling).eval()
     ids = torch.randint(1, 100, (1, seq))
     with FlopCounterMode(display=False) as counter, torch.no_grad(), sdpa_kernel(MATH_ATTENTION):
         model(ids, torch.ones_like(ids))
-    assert encoder_flops(CONFIG, seq, num_labels=3)["total"] == counter.get_total_flops()
+    flops = encoder_flops(CONFIG, seq, num_labels=3, pooler=pooling == "cls")["total"]
+    assert flops == counter.get_total_flops()
 
 
 def test_minilm_at_128_tokens():
@@ -52,7 +54,7 @@ def test_classification_metrics():
 def test_plugin_flops_match_the_flop_counter(ratio):
     from edge_variator.plugins import PluginSet, attach, set_ratio
 
-    model = TaskModel(Encoder(CONFIG), ["a", "b"]).eval()
+    model = TaskModel(Encoder(CONFIG), ["a", "b"], pooling="cls").eval()  # encoder_flops counts its pooler
     attach(model.encoder, PluginSet.for_backbone(model.encoder, "0" * 64, ratio, bottleneck=16), "0" * 64)
     set_ratio(model.encoder, ratio)
     ids = torch.randint(1, 100, (1, 64))

@@ -33,7 +33,7 @@ def assert_matches_transformers(model_dir, atol=1e-5):
         states = ours(batch.input_ids, batch.attention_mask, batch.token_type_ids)
         reference = theirs(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                            token_type_ids=batch.token_type_ids, output_hidden_states=True)
-        pooled = ours.pool(states[-1])
+        pooled = torch.tanh(ours.pooler(states[-1][:, 0]))  # BERT's pooler
     real = batch.attention_mask.bool()  # padding positions are don't-care in both
     assert len(states) == len(reference.hidden_states) == ours.config.layers + 1
     for mine, theirs_state in zip(states, reference.hidden_states, strict=True):

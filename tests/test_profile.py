@@ -124,10 +124,10 @@ def test_pareto_rows_and_plots(tiny_bundle, profile, tmp_path):
 
 
 def test_cli_run_prints_the_policy_decision_and_the_result(tiny_bundle, capsys):
-    main(["run", str(tiny_bundle), "the film was superb", "--battery", "0.1", "--steps"])
+    main(["run", str(tiny_bundle), "the film was superb", "--battery", "0.1", "--steps", "--format", "text"])
     out = capsys.readouterr().out
     assert "rule 'battery_low' -> ratio k = 2" in out and "layer_0_k2" in out
-    main(["run", str(tiny_bundle), "the film was superb", "--android-thermal", "4"])
+    main(["run", str(tiny_bundle), "the film was superb", "--android-thermal", "4", "--format", "text"])
     assert "thermal critical" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="battery must be from 0 to 1"):
         main(["run", str(tiny_bundle), "text", "--battery", "nan"])
@@ -148,7 +148,7 @@ def test_cli_profile_import_and_calibrate_write_the_policy(bundle, tmp_path, cap
     assert policy["latency_ms"] == {"1": 23.0, "2": 5.0}
     assert next(r for r in policy["rules"] if r["name"] == "default")["ratio"] == 2
     main(["run", str(bundle), "the film was superb"])
-    assert "rule 'default' -> ratio k = 2" in capsys.readouterr().out
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["summary"]["rule"] == "default"
     with pytest.raises(SystemExit):
         main(["calibrate", str(bundle), "--profile", str(tmp_path / "phone.json"), "--budget", "fair"])
     assert "--budget takes RULE=MS" in capsys.readouterr().err

@@ -3,6 +3,7 @@ the slender model saves/loads and exports, and each training stage lowers its lo
 
 from __future__ import annotations
 
+import pytest
 import torch
 from conftest import toy_data
 from torch.export import Dim, export
@@ -94,6 +95,23 @@ def test_width_steps_go_down_evenly_and_factorize_at_the_end():
     steps = Width(heads=3, neurons=384, embedding_rank=64).steps(
         EncoderConfig(vocab_size=10, hidden=384, layers=6, heads=12, intermediate=1536), 3)
     assert steps == [Width(9, 1152, None), Width(6, 768, None), Width(3, 384, 64)]
+
+
+def test_slender_sizes_are_counts_or_fractions_of_the_backbone():
+    minilm = EncoderConfig(vocab_size=10, hidden=384, layers=6, heads=12, intermediate=1536)
+    assert Width.of(minilm, 0.25, 0.25, 1 / 6) == Width(3, 384, 64) == Width.of(minilm, 3, 384, 64)
+    bert_base = EncoderConfig(vocab_size=10, hidden=768, layers=12, heads=12, intermediate=3072)
+    assert Width.of(bert_base, 0.25, 0.25, 1 / 6) == Width(3, 768, 128)
+    assert Width.of(CONFIG, 0.01, 0.5, None) == Width(1, CONFIG.intermediate // 2, None)  # at least one head
+
+
+@pytest.mark.parametrize(("sizes", "message"), [((13, 384, 64), "heads: a count from 1 to 12"),
+                                                 ((3, 0, 64), "neurons: a count from 1 to 1536"),
+                                                 ((3, 384, 2.5), "embedding_rank: a count")])
+def test_a_slender_size_the_backbone_cannot_have_is_refused(sizes, message):
+    minilm = EncoderConfig(vocab_size=10, hidden=384, layers=6, heads=12, intermediate=1536)
+    with pytest.raises(ValueError, match=message):
+        Width.of(minilm, *sizes)
 
 
 def test_a_slender_model_exports_with_a_dynamic_length():

@@ -30,9 +30,9 @@ def logits(model, tokenizer, texts=("a fine film", "dull and slow, far too long"
         return model.eval()(batch.input_ids, batch.attention_mask, batch.token_type_ids)
 
 
-def lora_model(base_dir, seed=0) -> TaskModel:
+def lora_model(base_dir, seed=0, pooling="mean") -> TaskModel:
     torch.manual_seed(seed)
-    model = TaskModel(load_encoder(base_dir), LABELS)
+    model = TaskModel(load_encoder(base_dir), LABELS, pooling=pooling)
     add_lora(model, rank=4, alpha=8.0)
     with torch.no_grad():  # pretend training moved the factors away from B = 0
         for module in model.modules():
@@ -41,10 +41,10 @@ def lora_model(base_dir, seed=0) -> TaskModel:
     return model
 
 
-def lora_info(base_dir) -> TaskInfo:
+def lora_info(base_dir, pooling="mean") -> TaskInfo:
     return TaskInfo(kind="lora", labels=LABELS, max_length=32, base=str(base_dir),
                     base_sha256=backbone_sha256(base_dir), lora_rank=4, lora_alpha=8.0,
-                    lora_targets=["query", "key", "value", "output", "intermediate"])
+                    lora_targets=["query", "key", "value", "output", "intermediate"], pooling=pooling)
 
 
 def test_fresh_lora_equals_the_base_model(tiny_bert_dir):
@@ -84,16 +84,51 @@ def test_lora_checkpoint_round_trip(tiny_bert_dir, tmp_path):
                                atol=1e-5, rtol=0)
 
 
-def test_lora_trains_its_factors_the_norms_the_pooler_and_the_classifier_only(tiny_bert_dir):
-    model = lora_model(tiny_bert_dir)
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_lora_trains_its_factors_the_norms_the_pooler_it_reads_and_the_classifier_only(tiny_bert_dir,
+                                                                                       pooling):
+    model = lora_model(tiny_bert_dir, pooling=pooling)
     kinds = {}
     for module_name, module in model.named_modules():
         for name, parameter in module.named_parameters(recurse=False):
             kinds.setdefault(parameter.requires_grad, set()).add(type(module).__name__)
             if module_name.startswith("encoder.pooler"):
-                assert parameter.requires_grad, name
-    assert kinds[True] == {"LoRALinear", "LayerNorm", "Linear"}  # Linear: the pooler and the classifier
+                assert parameter.requires_grad == (pooling == "cls"), name
+    assert kinds[True] == {"LoRALinear", "LayerNorm", "Linear"}  # Linear: the classifier (and the pooler)
     assert "Embedding" in kinds[False] and "LoRALinear" not in kinds[False]
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_the_classifier_reads_the_mean_of_real_tokens_or_berts_pooler(tiny_bert_dir, pooling):
+    tokenizer = Tokenizer(tiny_bert_dir, 32)
+    torch.manual_seed(0)
+    model = TaskModel(load_encoder(tiny_bert_dir), LABELS, pooling=pooling).eval()
+    batch = tokenizer(["a fine film", "dull and slow, far too long"])
+    with torch.no_grad():
+        last = model.encoder(batch.input_ids, batch.attention_mask)[-1]
+        first = last[0, : int(batch.attention_mask[0].sum())]  # the short text's real tokens only
+        pooled = first.mean(0) if pooling == "mean" else torch.tanh(model.encoder.pooler(first[0]))
+        torch.testing.assert_close(logits(model, tokenizer)[0], model.classifier(pooled), atol=1e-6, rtol=0)
+
+
+def test_a_checkpoint_written_before_pooling_was_a_choice_loads_as_berts_pooler(tiny_bert_dir, tmp_path):
+    import json
+
+    tokenizer = Tokenizer(tiny_bert_dir, 32)
+    model = lora_model(tiny_bert_dir, pooling="cls")
+    save_task(model, tokenizer, lora_info(tiny_bert_dir, "cls"), tmp_path / "adapter")
+    path = tmp_path / "adapter" / "task.json"
+    info = json.loads(path.read_text())
+    del info["pooling"]
+    path.write_text(json.dumps(info))
+    loaded, loaded_tokenizer, info = load_task(tmp_path / "adapter")
+    assert info.pooling == loaded.pooling == "cls"
+    torch.testing.assert_close(logits(loaded, loaded_tokenizer), logits(model, tokenizer), atol=1e-5, rtol=0)
+
+
+def test_an_unknown_pooling_is_refused(tiny_bert_dir):
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        TaskModel(load_encoder(tiny_bert_dir), LABELS, pooling="max")
 
 
 @pytest.mark.parametrize("change", ["drop", "add"])

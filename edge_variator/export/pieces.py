@@ -19,7 +19,7 @@ from torch.export import Dim, ExportedProgram, export
 from edge_variator.encoder import Embeddings, EncoderLayer, SelfAttention, additive_mask
 from edge_variator.exits import MultiExitModel
 from edge_variator.plugins import available_ratios
-from edge_variator.task import TaskModel
+from edge_variator.task import TaskModel, pool
 from edge_variator.tokenizer import MIN_LENGTH, PAD_MULTIPLE
 
 
@@ -129,16 +129,18 @@ class XnnpackLayer(nn.Module):
 
 
 class PooledClassifier(nn.Module):
-    """A plain task model's answer: BERT's pooler + its classifier, after the last layer only."""
+    """A plain task model's answer: its pooling (mean, or BERT's pooler) + its classifier, after the
+    last layer only."""
 
     def __init__(self, model: TaskModel):
         super().__init__()
+        self.pooling = model.pooling
         self.encoder_pooler = model.encoder.pooler
         self.classifier = model.classifier
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        # the mask is not needed by BERT's CLS pooler; every exit takes it so a runner calls all alike
-        return self.classifier(torch.tanh(self.encoder_pooler(hidden[:, 0])))
+        # BERT's CLS pooler ignores the mask; every exit takes it so a runner calls all alike
+        return self.classifier(pool(self.pooling, self.encoder_pooler, hidden, attention_mask))
 
 
 def exit_layers(model: TaskModel | MultiExitModel) -> list[int]:

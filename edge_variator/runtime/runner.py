@@ -1,7 +1,7 @@
 """Run a bundle the way a phone does: tokenize, `embed`, then layer by layer at the policy's ratio,
 asking the exit after each layer and stopping at the first confident one.
 
-`BundleRunner` calls the methods of `model.pte` through `executorch.runtime`; the reference it must
+`BundleRunner` calls the methods of `model.pte` in the ExecuTorch runtime; the reference it must
 agree with, the same loop over the PyTorch pieces, is export/reference.py's `TorchRunner`. Per-step
 wall times come from the host clock (the PyPI ExecuTorch has no event tracer). Nothing here imports
 the training stack (transformers, the trainers, coremltools): an app server embeds this alone.
@@ -10,7 +10,7 @@ the training stack (transformers, the trainers, coremltools): an app server embe
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,7 +71,10 @@ class Runner:
         if decision is None:
             decision = self.policy.decide(state if state is not None else DeviceState(battery=1.0))
         threshold = -1.0 if decision.threshold is None else decision.threshold  # None: never exit early
-        batch = self.tokenizer([as_text(text)])
+        text = as_text(text)
+        if isinstance(text, str) and not text.strip():
+            raise TextError("empty text: there is nothing to classify")
+        batch = self.tokenizer([text])
         ids, mask = batch.input_ids, batch.attention_mask
         steps: dict[str, float] = {}
 
@@ -110,11 +113,71 @@ class BundleRunner(Runner):
         self.program = open_program(bundle_dir / manifest["files"]["executorch"]["path"])
         self.loaded: dict[str, object] = {}
 
+    def preload(self, ratio: int) -> None:
+        """Load every method a run at `ratio` calls, so that no text pays for loading one."""
+        for name in ["embed", *self.manifest["ratios"][str(ratio)], *(f"exit_{i}" for i in self.exits_after)]:
+            self.method(name)
+
     def method(self, name: str) -> Callable[[list[torch.Tensor]], torch.Tensor]:
         if name not in self.loaded:
             self.loaded[name] = self.program.load_method(name)
         executable = self.loaded[name]
         return lambda inputs: executable.execute(inputs)[0]
+
+
+class BatchRun:
+    """`edge-variator run`: a bundle loaded once, and every method the decision for `state` calls
+    with it (that time is `load_ms`, apart), then any number of texts, each timed warm."""
+
+    def __init__(self, bundle_dir: str | Path, state: DeviceState):
+        began = time.perf_counter()
+        self.runner = BundleRunner(bundle_dir)
+        self.state, self.decision = state, self.runner.policy.decide(state)
+        self.runner.preload(self.decision.ratio)
+        self.load_ms = 1000 * (time.perf_counter() - began)
+        self.warm_ms: list[float] = []
+        self.errors: list[str] = []
+
+    def run(self, texts: Iterable[str | bytes]) -> Iterator[tuple[int, RunResult | str, float]]:
+        """(index, result or the reason it was refused, wall ms with tokenizing) per text, as they come."""
+        for index, text in enumerate(texts):
+            began = time.perf_counter()
+            try:
+                result: RunResult | str = self.runner.run(text, decision=self.decision)
+            except TextError as error:
+                result = f"text {index}: {error}"
+                self.errors.append(result)
+            ms = 1000 * (time.perf_counter() - began)
+            if isinstance(result, RunResult):
+                self.warm_ms.append(ms)
+            yield index, result, ms
+
+    def record(self, index: int, result: RunResult | str, ms: float, steps: bool = False) -> dict:
+        """One JSON line of `run`."""
+        if isinstance(result, str):
+            return {"index": index, "error": result}
+        record = {"index": index, "label": result.label,
+                  "probabilities": dict(zip(self.runner.labels, [round(p, 6) for p in result.probabilities],
+                                            strict=True)),
+                  "exit_layer": result.exit_layer, "layers": result.layers, "ratio": result.ratio,
+                  "uncertainty": round(result.uncertainty, 6), "tokens": result.tokens,
+                  "truncated": result.truncated, "ms": round(ms, 3)}
+        if steps:
+            record["steps_ms"] = {name: round(value, 3) for name, value in result.step_ms.items()}
+        return record
+
+    def summary(self) -> dict:
+        """The last JSON line of `run`: the decision, the one-time load and the warm latencies."""
+        warm = sorted(self.warm_ms)
+
+        def quantile(q: float) -> float | None:
+            return round(warm[min(len(warm) - 1, int(q * len(warm)))], 3) if warm else None
+
+        return {"summary": {"texts": len(warm) + len(self.errors), "classified": len(warm),
+                            "refused": len(self.errors), "rule": self.decision.rule,
+                            "ratio": self.decision.ratio, "threshold": self.decision.threshold_name,
+                            "load_ms": round(self.load_ms, 3), "warm_ms_median": quantile(0.5),
+                            "warm_ms_p90": quantile(0.9)}}
 
 
 def format_run(state: DeviceState, decision: Decision, result: RunResult, labels: list[str],
@@ -134,3 +197,11 @@ def format_run(state: DeviceState, decision: Decision, result: RunResult, labels
              f"{result.total_ms:.1f} ms"]
     lines += [f"  {name:12} {ms:7.2f} ms" for name, ms in result.step_ms.items()] if steps else []
     return "\n".join(lines)
+
+
+def format_summary(summary: dict) -> str:
+    """The last line `run --format text` prints."""
+    warm = "" if summary["warm_ms_median"] is None else (
+        f"; warm per text: median {summary['warm_ms_median']:.2f} ms, p90 {summary['warm_ms_p90']:.2f} ms")
+    return (f"{summary['classified']} of {summary['texts']} texts classified; bundle and methods loaded in "
+            f"{summary['load_ms']:.0f} ms{warm}")
