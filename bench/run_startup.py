@@ -5,8 +5,10 @@
 Default bundle: the demo's (the shipped mr slender model with its plugins). Each round starts
 `edge-variator run` twice as a user would, once with one text as an argument and once with
 `--texts` mr test texts on stdin, and reads the process's wall time from outside and the load and
-warm per-text times from its summary line. Prints the medians over rounds. Run it on a quiet
-machine: it times whole processes.
+warm per-text times from its summary line; then, side by side, the import that opening a
+program used to cost (`executorch.runtime`, whose wrapper imports all of `executorch.exir`) against
+the compiled extension the runtime now opens programs with. Prints the medians over rounds. Run it
+on a quiet machine: it times whole processes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import json
 import statistics
 import subprocess
+import sys
 import time
 
 from edge_variator.data import load_benchmark
@@ -29,6 +32,17 @@ def run(bundle: str, texts: list[str], as_arguments: bool) -> tuple[float, dict]
                             capture_output=True, text=True, check=True)
     wall = time.perf_counter() - began
     return wall, json.loads(result.stdout.splitlines()[-1])["summary"]
+
+
+IMPORTS = {"import torch + executorch.runtime (before)": "import torch, executorch.runtime",
+           "import torch + the compiled extension (now)":
+               "import torch; from executorch.extension.pybindings import _portable_lib"}
+
+
+def import_seconds(statement: str) -> float:
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-c", statement], check=True, capture_output=True)
+    return time.perf_counter() - began
 
 
 def main() -> None:
@@ -52,6 +66,13 @@ def main() -> None:
         median = statistics.median(s["warm_ms_median"] for _, s in runs)
         p90 = statistics.median(s["warm_ms_p90"] for _, s in runs)
         print(f"| {name} | {wall:.2f} s | {load:.0f} ms | {median:.2f} / {p90:.2f} ms |")
+    seconds = {name: [] for name in IMPORTS}
+    for _ in range(args.rounds):
+        for name, statement in IMPORTS.items():
+            seconds[name].append(import_seconds(statement))
+    print("\n| a fresh process's | median wall time |\n|---|---|")
+    for name, values in seconds.items():
+        print(f"| {name} | {statistics.median(values):.2f} s |")
 
 
 if __name__ == "__main__":
