@@ -249,8 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     finetune = command(commands, "finetune", cmd_finetune, "fine-tune a classifier (the teacher)", True, 3)
     finetune.add_argument("--method", choices=["full", "lora"], default="full")
     finetune.add_argument("--pooling", choices=["mean", "cls"], default=train.FinetuneConfig.pooling,
-                          help="what the classifier reads: the mean of the last layer's tokens, or "
-                          "BERT's pooler on CLS")
+                          help="what BERT's pooler reads before the classifier: the mean of the last "
+                          "layer's tokens, or CLS")
     finetune.add_argument("--model", help="Hugging Face BERT folder (default: all-MiniLM-L6-v2)")
     finetune.add_argument("--strict", action="store_true",
                           help="stop with an error when an epoch learns nothing (dev no better than the "

@@ -42,14 +42,13 @@ def plugin_flops(config: EncoderConfig, seq: int, ratio: int, bottleneck: int = 
 
 def encoder_flops(config: EncoderConfig, seq: int, num_labels: int = 2, ratio: int = 1,
                   plugged_layers: int | None = None, bottleneck: int = 64,
-                  exit_layer: int | None = None, pooler: bool = True) -> dict[str, int]:
+                  exit_layer: int | None = None) -> dict[str, int]:
     """FLOPs per example of `seq` tokens, by component, and their total.
 
     With `ratio` > 1, `plugged_layers` layers (default: all) run their FFN on seq / ratio merged
     vectors and pay for their plugin's merge and restore. With `exit_layer` (a multi-exit model
     that stopped there), only that many layers run, each followed by its exit classifier (no
-    pooler); plugins are then assumed on every layer. `pooler`: whether the classifier reads BERT's
-    pooler (a task model with pooling "cls"); the mean over tokens costs no multiply-adds.
+    pooler); plugins are then assumed on every layer.
     """
     layers = config.layers if exit_layer is None else exit_layer
     if not 1 <= layers <= config.layers:
@@ -63,7 +62,7 @@ def encoder_flops(config: EncoderConfig, seq: int, num_labels: int = 2, ratio: i
         "ffn": (layers - plugged) * ffn_flops(config, seq) + plugged * ffn_flops(config, seq // ratio),
         "plugin_merge": plugged * plugin["merge"],
         "plugin_restore": plugged * plugin["restore"],
-        "pooler": linear_flops(1, config.hidden, config.hidden) if exit_layer is None and pooler else 0,
+        "pooler": linear_flops(1, config.hidden, config.hidden) if exit_layer is None else 0,
         "classifier": (1 if exit_layer is None else layers) * linear_flops(1, config.hidden, num_labels),
     }
     flops["total"] = sum(flops.values())

@@ -129,8 +129,7 @@ def evaluate_checkpoint(checkpoint: Path, task: TaskData, split: str) -> dict:
         "examples": len(rows),
         "seconds": time.perf_counter() - started,
         "parameters": parameter_count(model),
-        "flops_per_example": average_flops(model.encoder.config, padded, len(task.labels),
-                                           pooler=model.pooling == "cls"),
+        "flops_per_example": average_flops(model.encoder.config, padded, len(task.labels)),
         "truncated": sum(n > tokenizer.max_length for n in lengths),
     }
 
@@ -157,13 +156,11 @@ def evaluate_ratios(checkpoint: Path, plugins_dir: Path, task: TaskData, split: 
     rows = task.split(split)
     padded = tokenizer.padded_lengths([e.text for e in rows])
     config = model.encoder.config
-    pooler = isinstance(model, TaskModel) and model.pooling == "cls"  # a multi-exit model has none
-    base_flops = average_flops(config, padded, len(task.labels), pooler=pooler)
+    base_flops = average_flops(config, padded, len(task.labels))
     results = []
     for ratio in [1, *ratios]:
         set_ratio(model.encoder, ratio)
-        flops = average_flops(config, padded, len(task.labels), pooler=pooler,
-                              **cost_arguments(model.encoder, ratio))
+        flops = average_flops(config, padded, len(task.labels), **cost_arguments(model.encoder, ratio))
         results.append({"ratio": ratio, **evaluate(model, tokenizer, rows), "flops": flops / base_flops})
     return results
 

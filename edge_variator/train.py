@@ -72,7 +72,7 @@ class FinetuneConfig(LoopConfig):
     method: str = "full"  # "full" | "lora"
     lora_rank: int = 8
     lora_alpha: float = 16.0
-    pooling: str = "mean"  # what the classifier reads (task.TaskModel): "mean" or "cls"
+    pooling: str = "mean"  # what BERT's pooler reads (task.TaskModel): the tokens' mean, or "cls"
     # what the code did before a setting existed, where that is not its default (resuming old checkpoints)
     before_they_existed: ClassVar[dict] = {"pooling": "cls"}
     strict: bool = False  # an epoch that learns nothing (dev no better than the majority class) raises

@@ -26,8 +26,7 @@ def test_analytic_flops_match_the_flop_counter(seq, pooling):
     ids = torch.randint(1, 100, (1, seq))
     with FlopCounterMode(display=False) as counter, torch.no_grad(), sdpa_kernel(MATH_ATTENTION):
         model(ids, torch.ones_like(ids))
-    flops = encoder_flops(CONFIG, seq, num_labels=3, pooler=pooling == "cls")["total"]
-    assert flops == counter.get_total_flops()
+    assert encoder_flops(CONFIG, seq, num_labels=3)["total"] == counter.get_total_flops()
 
 
 def test_minilm_at_128_tokens():
@@ -54,7 +53,7 @@ def test_classification_metrics():
 def test_plugin_flops_match_the_flop_counter(ratio):
     from edge_variator.plugins import PluginSet, attach, set_ratio
 
-    model = TaskModel(Encoder(CONFIG), ["a", "b"], pooling="cls").eval()  # encoder_flops counts its pooler
+    model = TaskModel(Encoder(CONFIG), ["a", "b"]).eval()
     attach(model.encoder, PluginSet.for_backbone(model.encoder, "0" * 64, ratio, bottleneck=16), "0" * 64)
     set_ratio(model.encoder, ratio)
     ids = torch.randint(1, 100, (1, 64))

@@ -129,8 +129,8 @@ class XnnpackLayer(nn.Module):
 
 
 class PooledClassifier(nn.Module):
-    """A plain task model's answer: its pooling (mean, or BERT's pooler) + its classifier, after the
-    last layer only."""
+    """A plain task model's answer: BERT's pooler over the mean of the tokens or over CLS, then its
+    classifier, after the last layer only."""
 
     def __init__(self, model: TaskModel):
         super().__init__()
@@ -139,7 +139,7 @@ class PooledClassifier(nn.Module):
         self.classifier = model.classifier
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        # BERT's CLS pooler ignores the mask; every exit takes it so a runner calls all alike
+        # pooling on CLS ignores the mask; every exit takes it so a runner calls all alike
         return self.classifier(pool(self.pooling, self.encoder_pooler, hidden, attention_mask))
 
 
