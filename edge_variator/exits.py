@@ -154,14 +154,19 @@ def calibrate_threshold(all_logits: torch.Tensor, max_drop: float, criterion: st
     lost was 1.0 points on dev and 4.3 on test). Thresholds are tried from the most cautious up and
     the first that fails ends the search (fixed-sequence testing, as in Learn-then-Test and CALM),
     so trying many of them does not weaken the bound. 0 means never exit early.
+
+    Each candidate lies halfway between two consecutive uncertainties on the set, not just above
+    one: no text then sits within rounding of it, so a runtime whose numerics differ by 1e-7 (the
+    ExecuTorch program against PyTorch) makes the same decisions on the texts it was calibrated on.
     """
     allowed = max_disagreements(all_logits.shape[1], max_drop, confidence)
     if allowed < 0:
         return 0.0
     last = all_logits[-1].argmax(-1)
     scores = uncertainty(all_logits[:-1], criterion).flatten().unique()  # sorted: cautious first
+    above = torch.cat([scores[1:], scores[-1:] + 1.0])  # the next score up (past the last: 1 more)
     best = 0.0
-    for threshold in torch.nextafter(scores, torch.tensor(float("inf"))).tolist():  # just above: it fires
+    for threshold in ((scores + above) / 2).tolist():  # each fires for its score and the ones below
         _, predictions = exit_decisions(all_logits, threshold, criterion)
         if (predictions != last).sum().item() > allowed:
             break

@@ -135,6 +135,15 @@ def test_calibration_stops_at_the_first_threshold_that_fails():
     assert calibrate_threshold(logits, 0.01) == 0.0
 
 
+def test_a_calibrated_threshold_lies_halfway_between_two_uncertainties_of_the_set():
+    logits, _ = _deepening_logits(400, 3, seed=1)
+    threshold = calibrate_threshold(logits, 0.1)
+    scores = uncertainty(logits[:-1], "entropy").flatten().unique()
+    below, above = scores[scores < threshold].max(), scores[scores > threshold].min()
+    assert threshold == pytest.approx((below.item() + above.item()) / 2, abs=1e-6)
+    assert (scores - threshold).abs().min() > 1e-5  # half a gap: a 1e-7 change of numerics decides alike
+
+
 def test_calibration_picks_larger_thresholds_for_larger_drops():
     logits, _ = _deepening_logits(300, 2, seed=2)
     thresholds = [calibrate_threshold(logits, drop) for drop in (0.0, 0.01, 0.03, 0.1)]

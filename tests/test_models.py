@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from edge_variator.exits import load_multi_exit
 from edge_variator.plugins import RATIOS, PluginSet, attach
@@ -19,8 +20,15 @@ MAX_BYTES = 15_000_000
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=[path.name for path in SHIPPED])
 def test_a_shipped_set_loads_and_fits_its_backbone(folder):
-    """A set ships its teacher first (the longest stage) and the rest when its recipe has finished."""
-    assert (folder / "teacher").is_dir() or (folder / "quarter").is_dir(), f"{folder.name} ships nothing"
+    """A set ships its teacher first (the longest stage) and the rest when its recipe has finished;
+    a stage stopped midway may ship its checkpoint for the next machine (unfinished/)."""
+    stopped = folder / "unfinished"
+    shipped = [part for part in ("teacher", "quarter", "unfinished") if (folder / part).is_dir()]
+    assert shipped, f"{folder.name} ships nothing"
+    for checkpoint in stopped.rglob("*.pt"):  # what train_all.restore_unfinished continues from
+        state = torch.load(checkpoint, weights_only=False)
+        assert {"config", "epoch", "step", "weights", "optimizer"} <= set(state), checkpoint
+    assert not stopped.is_dir() or (stopped / "costs.json").is_file()
     if (folder / "teacher").is_dir():  # mr's teacher is the package's own adapter
         _, _, teacher_info = load_task(folder / "teacher")
         assert json.loads((folder / "teacher" / "metrics.json").read_text())["test"]["accuracy"] > 0
