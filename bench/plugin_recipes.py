@@ -2,10 +2,12 @@
 
     python bench/plugin_recipes.py                       # mr's shipped teacher, k = 4, all 8,454 texts
     python bench/plugin_recipes.py --task trec6 --teacher runs/full/trec6/teacher --ratio 8
+    python bench/plugin_recipes.py --only layerwise3 layerwise6      # some of the recipes
 
 - end to end: the old recipe, one epoch of every layer's MSE + the task loss, the teacher's states
   recomputed at every step;
-- layer by layer, then one end-to-end epoch against the cached teacher (scripts/train_all.py's recipe);
+- layer by layer, then one end-to-end epoch against the cached teacher (scripts/train_all.py's recipe:
+  3 layer-wise epochs; also with 6);
 - the same, starting from plugins pre-trained on the union of the benchmarks' unlabelled training
   text (hidden-state MSE only, layer by layer, at 128 tokens; the pre-training's own time is shown
   apart, as it is paid once per backbone for every task).
@@ -29,9 +31,11 @@ from edge_variator.evaluation import evaluate_ratios
 from edge_variator.files import write_json
 from edge_variator.train import PluginTrainConfig, train_plugins
 
+RECIPES = ("pretrained", "layerwise3", "layerwise6", "end-to-end")
+
 
 def run(task: str, teacher: Path, ratio: int, texts: int | None, pretrain_texts: int, max_length: int,
-        work: Path) -> list[dict]:
+        work: Path, only: tuple[str, ...] = RECIPES) -> list[dict]:
     data = load_benchmark(task)
     if texts:
         data = replace(data, train=random.Random(0).sample(data.train, min(texts, len(data.train))))
@@ -57,11 +61,15 @@ def run(task: str, teacher: Path, ratio: int, texts: int | None, pretrain_texts:
                     "dev_per_epoch": [h["dev_accuracy"] for h in metrics["history"]]}
         return name, train
 
-    stages = [("pretraining", pretrain),
-              recipe("pre-trained, then layer by layer x3 + 1 end-to-end epoch",
-                     replace(layerwise, init_from=str(pretrained))),
-              recipe("layer by layer x3 + 1 end-to-end epoch", layerwise),
-              recipe("end to end, 1 epoch (old)", replace(base, epochs=1, cache_teacher=False))]
+    stages = {"pretrained": [("pretraining", pretrain),
+                             recipe("pre-trained, then layer by layer x3 + 1 end-to-end epoch",
+                                    replace(layerwise, init_from=str(pretrained)))],
+              "layerwise3": [recipe("layer by layer x3 + 1 end-to-end epoch", layerwise)],
+              "layerwise6": [recipe("layer by layer x6 + 1 end-to-end epoch",
+                                    replace(layerwise, layerwise_epochs=6))],
+              "end-to-end": [recipe("end to end, 1 epoch (old)",
+                                    replace(base, epochs=1, cache_teacher=False))]}
+    stages = [stage for key in only for stage in stages[key]]
     rows = []
     for name, stage in stages:
         done = work / "rows" / f"{name.replace(' ', '_').replace(',', '')}.json"
@@ -86,13 +94,15 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=None, help="a seeded subset of the training split")
     parser.add_argument("--pretrain-texts", type=int, default=16000)
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--only", nargs="+", choices=RECIPES, default=list(RECIPES), help="these recipes")
     parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
     parser.add_argument("--work", type=Path, default=None,
                         help="where the recipes train (default: runs/plugin_recipes/<task>-k<ratio>); "
                         "rerunning the same command continues there, and it is removed at the end")
     args = parser.parse_args()
     work = args.work or Path("runs/plugin_recipes") / f"{args.task}-k{args.ratio}"
-    rows = run(args.task, args.teacher, args.ratio, args.texts, args.pretrain_texts, args.max_length, work)
+    rows = run(args.task, args.teacher, args.ratio, args.texts, args.pretrain_texts, args.max_length, work,
+               tuple(args.only))
     print("| recipe | wall time | dev | test | test at k=1 |\n|---|---|---|---|---|")
     for row in rows:
         if "dev" in row:
