@@ -56,8 +56,12 @@ def encoder_flops(config: EncoderConfig, seq: int, num_labels: int = 2, ratio: i
     plugged = 0 if ratio == 1 else (layers if plugged_layers is None else min(plugged_layers, layers))
     plugin = plugin_flops(config, seq, ratio, bottleneck) if plugged else {"merge": 0, "restore": 0}
     flops = {
-        # lookups and one LayerNorm are free; a factorized word embedding pays its projection
-        "embeddings": linear_flops(seq, config.embedding_rank, config.hidden) if config.embedding_rank else 0,
+        # lookups and one LayerNorm are free; a factorized word embedding pays its projection, and
+        # ELECTRA's narrower embeddings theirs up to the layers' width
+        "embeddings": ((linear_flops(seq, config.embedding_rank, config.embedding_width)
+                        if config.embedding_rank else 0)
+                       + (linear_flops(seq, config.embedding_size, config.hidden)
+                          if config.embedding_size else 0)),
         "attention": layers * attention_flops(config, seq),
         "ffn": (layers - plugged) * ffn_flops(config, seq) + plugged * ffn_flops(config, seq // ratio),
         "plugin_merge": plugged * plugin["merge"],

@@ -103,8 +103,8 @@ def factorize_embeddings(model: MultiExitModel, rank: int) -> MultiExitModel:
     full = embeddings.word_embeddings.weight.detach()
     if embeddings.word_projection is not None:
         full = full @ embeddings.word_projection.weight.detach().T
-    if not 1 <= rank < config.hidden:
-        raise ValueError(f"embedding rank must be in 1..{config.hidden - 1}, not {rank}")
+    if not 1 <= rank < config.embedding_width:
+        raise ValueError(f"embedding rank must be in 1..{config.embedding_width - 1}, not {rank}")
     u, s, vh = torch.linalg.svd(full.double(), full_matrices=False)
     state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
     state["encoder.embeddings.word_embeddings.weight"] = (u[:, :rank] * s[:rank]).float()
@@ -129,7 +129,7 @@ class Width:
     @classmethod
     def of(cls, config: EncoderConfig, heads: float, neurons: float, embedding_rank: float | None) -> Width:
         """Each size a count, or a fraction (0 < f < 1) of the backbone's heads, FFN neurons or
-        hidden size: 0.25, 0.25 and 1/6 are the quarter model on any backbone (3, 384 and 64 on
+        embedding width: 0.25, 0.25 and 1/6 are the quarter model on any backbone (3, 384 and 64 on
         all-MiniLM-L6-v2)."""
         def count(value: float, full: int, name: str) -> int:
             if 0 < value < 1:
@@ -139,7 +139,8 @@ class Width:
             raise ValueError(f"{name}: a count from 1 to {full} (this backbone's) or a fraction between "
                              f"0 and 1, not {value:g}")
         return cls(count(heads, config.heads, "heads"), count(neurons, config.intermediate, "neurons"),
-                   None if embedding_rank is None else count(embedding_rank, config.hidden, "embedding_rank"))
+                   None if embedding_rank is None else count(embedding_rank, config.embedding_width,
+                                                             "embedding_rank"))
 
     def steps(self, config: EncoderConfig, count: int) -> list[Width]:
         """`count` widths from just under the full model's down to this one, evenly spaced, so

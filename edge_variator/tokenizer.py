@@ -53,13 +53,12 @@ class Tokenizer:
             raise ValueError(
                 f"max_length={max_length} must be a multiple of {PAD_MULTIPLE} and >= {MIN_LENGTH}"
             )
-        hf_config = Path(model_dir) / "config.json"
         if max_positions is not None:  # a bundle's tokenizer folder: its manifest says
             positions = max_positions
-        elif hf_config.is_file():
-            positions = json.loads(hf_config.read_text())["max_position_embeddings"]
-        else:  # a width-pruned checkpoint describes its encoder in our own encoder.json
-            positions = json.loads((Path(model_dir) / "encoder.json").read_text())["max_positions"]
+        else:
+            from edge_variator.encoder import read_encoder_config
+
+            positions = read_encoder_config(model_dir).positions
         if max_length > positions:
             raise ValueError(f"max_length={max_length} exceeds the model's {positions} positions")
         self.max_length = max_length
@@ -73,6 +72,12 @@ class Tokenizer:
         self.fitted.enable_truncation(max_length, strategy="longest_first")
         self.fitted.enable_padding(pad_id=self.pad_token_id, pad_token=pad_token,
                                    pad_to_multiple_of=PAD_MULTIPLE)
+
+    @property
+    def kind(self) -> str:
+        """The tokenizer.json model the apps implement: "wordpiece" (BERT, DistilBERT, ELECTRA),
+        "bpe" (byte-level, RoBERTa) or "unigram" (SentencePiece, XLM-R)."""
+        return json.loads(self.untruncated.to_str())["model"]["type"].lower()
 
     def token_lengths(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[int]:
         """Untruncated lengths, special tokens included."""

@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny random BERT saved as a Hugging Face folder keeps tests fast."""
+"""Shared fixtures: tiny random encoders saved as Hugging Face folders keep tests fast."""
 
 from __future__ import annotations
 
@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertConfig, BertModel
+from transformers import (
+    AutoModel,
+    BertConfig,
+    BertModel,
+    DistilBertConfig,
+    ElectraConfig,
+    PreTrainedTokenizerFast,
+    RobertaConfig,
+    XLMRobertaConfig,
+)
 
 from edge_variator.data import Example, TaskData
 from edge_variator.encoder import Encoder, EncoderConfig, default_model_dir
@@ -29,6 +38,79 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
     for name in TOKENIZER_FILES:
         shutil.copy(default_model_dir() / name, folder / name)
     return folder
+
+
+FAMILIES = ("bert", "roberta", "xlm-roberta", "distilbert", "electra")
+SHAPE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64}
+
+
+def tiny_family_config(family: str, vocab_size: int):
+    """A random 2-layer, 32-wide config of `family`, with each family's own details: RoBERTa's and
+    XLM-R's pad id 1 (positions from 2) and one token type, DistilBERT's keys, ELECTRA's narrower
+    embeddings."""
+    roberta = {"pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2, "type_vocab_size": 1,
+               "max_position_embeddings": 130, "layer_norm_eps": 1e-5}
+    return {
+        "bert": lambda: BertConfig(vocab_size=vocab_size, **SHAPE),
+        "roberta": lambda: RobertaConfig(vocab_size=vocab_size, **SHAPE, **roberta),
+        "xlm-roberta": lambda: XLMRobertaConfig(vocab_size=vocab_size, **SHAPE, **roberta),
+        "distilbert": lambda: DistilBertConfig(vocab_size=vocab_size, dim=32, n_layers=2, n_heads=4,
+                                               hidden_dim=64),
+        "electra": lambda: ElectraConfig(vocab_size=vocab_size, embedding_size=16, **SHAPE),
+    }[family]()
+
+
+def trained_tokenizer(kind: str) -> PreTrainedTokenizerFast:
+    """A small byte-level BPE (RoBERTa's kind) or Unigram (XLM-R's) tokenizer, trained on the toy
+    task's words and some accents, CJK and emoji, with RoBERTa's special tokens and ids."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    corpus = [example.text for example in toy_task(400, 9)] + [
+        "Café naïve résumé façade Zürich", "東京 北京 日本語", "emoji 😀 🎉 👍",
+        "well past sixteen tokens"] * 20
+    if kind == "bpe":
+        tokenizer = Tokenizer(models.BPE())
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=specials,
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        tokenizer.train_from_iterator(corpus, trainer)
+        tokenizer.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    else:
+        tokenizer = Tokenizer(models.Unigram())
+        tokenizer.normalizer = normalizers.NFKC()
+        tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+        tokenizer.decoder = decoders.Metaspace()
+        tokenizer.train_from_iterator(corpus, trainers.UnigramTrainer(vocab_size=300, special_tokens=specials,
+                                                                      unk_token="<unk>"))
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>",
+                                   unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
+
+
+def save_tiny_family(family: str, folder: Path) -> Path:
+    """A random tiny `family` model saved by transformers, with its family's kind of tokenizer
+    (WordPiece: the default model's)."""
+    torch.manual_seed(0)
+    if family in ("roberta", "xlm-roberta"):
+        tokenizer = trained_tokenizer("bpe" if family == "roberta" else "unigram")
+        tokenizer.save_pretrained(folder)
+        vocab_size = len(tokenizer)
+    else:
+        for name in TOKENIZER_FILES:
+            shutil.copy(default_model_dir() / name, folder / name)
+        vocab_size = 30522
+    model = AutoModel.from_config(tiny_family_config(family, vocab_size))
+    model.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+@pytest.fixture(scope="session", params=FAMILIES)
+def tiny_family_dir(request, tmp_path_factory) -> Path:
+    """Each family in turn: a test that takes this runs once per family."""
+    return save_tiny_family(request.param, tmp_path_factory.mktemp(request.param))
 
 
 POSITIVE = ["great", "wonderful", "superb", "brilliant", "lovely", "excellent"]

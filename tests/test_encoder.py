@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 from torch.export import Dim, export
-from transformers import BertModel
+from transformers import AutoModel, BertModel
 
 from edge_variator.encoder import (
     Encoder,
@@ -39,6 +39,25 @@ def assert_matches_transformers(model_dir, atol=1e-5):
     for mine, theirs_state in zip(states, reference.hidden_states, strict=True):
         torch.testing.assert_close(mine[real], theirs_state[real], atol=atol, rtol=0)
     torch.testing.assert_close(pooled, reference.pooler_output, atol=atol, rtol=0)
+
+
+def test_every_family_matches_transformers_own_model(tiny_family_dir):
+    """BERT, RoBERTa, XLM-R, DistilBERT and ELECTRA, each with its own details, with padding."""
+    ours = load_encoder(tiny_family_dir)
+    theirs = AutoModel.from_pretrained(str(tiny_family_dir)).eval()
+    assert ours.config.family == theirs.config.model_type
+    batch = Tokenizer(tiny_family_dir, max_length=128)(TEXTS)
+    inputs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+    if ours.config.type_vocab_size:
+        inputs["token_type_ids"] = batch.token_type_ids
+    with torch.no_grad():
+        states = ours(batch.input_ids, batch.attention_mask, batch.token_type_ids)
+        reference = theirs(**inputs, output_hidden_states=True).hidden_states
+    real = batch.attention_mask.bool()
+    assert real.sum() < real.numel()  # some padding: RoBERTa's positions must skip it
+    assert len(states) == len(reference) == ours.config.layers + 1
+    for mine, theirs_state in zip(states, reference, strict=True):
+        torch.testing.assert_close(mine[real], theirs_state[real], atol=1e-5, rtol=0)
 
 
 def test_random_small_config_matches_transformers(tiny_bert_dir):
@@ -71,9 +90,9 @@ def test_missing_weights_are_named(tiny_bert_dir, tmp_path):
 
 def test_unsupported_architecture_is_refused(tiny_bert_dir, tmp_path):
     config = json.loads((tiny_bert_dir / "config.json").read_text())
-    config["model_type"] = "roberta"
+    config["model_type"] = "gpt2"
     (tmp_path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelLoadError, match="unsupported architecture model_type='roberta'"):
+    with pytest.raises(ModelLoadError, match="unsupported architecture model_type='gpt2'"):
         load_encoder(tmp_path)
 
 

@@ -76,7 +76,9 @@ def build_manifest(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, sour
                   "intermediate": config.intermediate, "embedding_rank": config.embedding_rank,
                   "vocab_size": config.vocab_size, "max_length": tokenizer.max_length,
                   "min_length": MIN_LENGTH, "pad_multiple": PAD_MULTIPLE,
-                  "pad_token_id": config.pad_token_id, "labels": list(model.labels)},
+                  "pad_token_id": config.pad_token_id, "labels": list(model.labels),
+                  # the apps pick their tokenizer from these (tokenizer.json holds its vocabulary)
+                  "family": config.family, "tokenizer": tokenizer.kind},
         "methods": method_signatures(model, methods),
         "ratios": {str(k): [f"layer_{i}_k{k}" for i in range(config.layers)] for k in ratios},
         "exits": {"after_layers": exit_layers(model), "criterion": source["criterion"],

@@ -95,19 +95,13 @@ class XnnpackEmbed(nn.Module):
 
     def __init__(self, embeddings: Embeddings):
         super().__init__()
-        self.word_embeddings, self.word_projection = embeddings.word_embeddings, embeddings.word_projection
-        self.position_embeddings = embeddings.position_embeddings
-        self.token_type_embeddings = embeddings.token_type_embeddings
+        self.embeddings = embeddings  # its summed(): words, positions and token type 0
         self.norm = MatmulLayerNorm(embeddings.LayerNorm)
+        self.projection = embeddings.projection  # ELECTRA's, up to the layers' width
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        words = self.word_embeddings(input_ids)
-        if self.word_projection is not None:
-            words = self.word_projection(words)
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-        hidden = (words + self.position_embeddings(positions)[None]
-                  + self.token_type_embeddings(torch.zeros_like(input_ids)))
-        return self.norm(hidden)
+        hidden = self.norm(self.embeddings.summed(input_ids, None))
+        return hidden if self.projection is None else self.projection(hidden)
 
 
 class XnnpackLayer(nn.Module):
@@ -172,7 +166,7 @@ def pieces(model: TaskModel | MultiExitModel, ratios: list[int] | None = None,
 
 
 def example_inputs(name: str, hidden: int, length: int = 32) -> tuple[torch.Tensor, ...]:
-    ids = torch.randint(1000, 2000, (1, length))
+    ids = torch.randint(1, 100, (1, length))  # ids every vocabulary has
     if name == "embed":
         return (ids,)
     states = torch.randn(1, length, hidden)
