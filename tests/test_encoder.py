@@ -13,6 +13,7 @@ from torch.export import Dim, export
 from transformers import AutoModel, BertModel
 
 from edge_variator.encoder import (
+    FAMILIES,
     Encoder,
     EncoderConfig,
     ModelLoadError,
@@ -77,6 +78,28 @@ def test_saved_weights_round_trip_under_hf_names(tiny_bert_dir, tmp_path):
     reloaded = load_encoder(tmp_path)
     for name, tensor in encoder.state_dict().items():
         assert torch.equal(tensor, reloaded.state_dict()[name])
+
+
+def test_every_family_round_trips_under_its_own_names_and_loads_from_a_task_checkpoint(tiny_family_dir,
+                                                                                        tmp_path):
+    """Our weights saved under the family's names are the ones transformers saved (and reload to
+    the same encoder), and a XForSequenceClassification checkpoint of the same weights loads too."""
+    from transformers import AutoModelForSequenceClassification
+
+    encoder = load_encoder(tiny_family_dir)
+    saved = hf_state_dict(encoder)
+    original = load_file(tiny_family_dir / "model.safetensors")
+    # DistilBERT and ELECTRA have no pooler: ours is initialised, and is all that transformers lacks
+    assert set(saved) - set(original) <= {"pooler.dense.weight", "pooler.dense.bias"}
+    assert all(torch.equal(saved[name], original[name]) for name in saved if name in original)
+    task = AutoModelForSequenceClassification.from_pretrained(str(tiny_family_dir), num_labels=3)
+    task.save_pretrained(tmp_path, safe_serialization=True)
+    prefix = FAMILIES[encoder.config.family].prefix
+    assert any(key.startswith(prefix) for key in load_file(tmp_path / "model.safetensors"))
+    from_task = load_encoder(tmp_path)
+    for name, tensor in encoder.state_dict().items():
+        if not name.startswith("pooler."):  # some task heads drop the pooler; ours is then initialised
+            assert torch.equal(tensor, from_task.state_dict()[name]), name
 
 
 def test_missing_weights_are_named(tiny_bert_dir, tmp_path):
