@@ -234,14 +234,20 @@ COMMITTABLE_BYTES = 16 * 2**20  # a LoRA teacher's checkpoint and best adapter: 
 
 def ship_unfinished(task: str) -> list[str]:
     """models/<task>/unfinished/: each stopped stage's checkpoint (`<stage>.resume/`) with the folder it
-    writes (its best epoch so far) and costs.json, where they are small enough to commit, so that a
-    session ending midway through a stage that outlasts it loses nothing. Returns what it copied."""
+    writes (its best epoch so far), each finished stage but the teacher, and costs.json, where they are
+    small enough to commit, so that a session ending midway through a recipe that outlasts it loses
+    nothing. Returns what it copied."""
     root, out = RUNS / task, SHIPPED / task / UNFINISHED
     shutil.rmtree(out, ignore_errors=True)
     shipped = []
-    for resume in sorted(root.rglob("*.resume")):
-        stage = resume.with_name(resume.name.removesuffix(".resume"))
-        files = [*(f for f in resume.rglob("*") if f.is_file()),
+    # the stopped stages, and the finished ones the shipped teacher/ lacks (its plugin sets: an hour
+    # each on 20ng), which a fresh machine would otherwise train again
+    resumes = {resume.with_name(resume.name.removesuffix(".resume")): resume
+               for resume in root.rglob("*.resume")}
+    finished = {metrics.parent: None for metrics in root.rglob("metrics.json")
+                if metrics.parent != root / "teacher" and metrics.parent not in resumes}
+    for stage, resume in sorted({**resumes, **finished}.items()):
+        files = [*(f for f in (resume.rglob("*") if resume else []) if f.is_file()),
                  *(f for f in (stage.glob("*") if stage.is_dir() else []) if f.is_file())]
         if sum(f.stat().st_size for f in files) > COMMITTABLE_BYTES:
             continue  # stays in runs/: a session that ends first starts this stage over

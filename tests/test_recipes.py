@@ -163,6 +163,28 @@ def test_a_stage_stopped_on_one_machine_continues_on_another_from_what_was_commi
         torch.testing.assert_close(resumed[name], whole[name], rtol=0, atol=0, msg=name)
 
 
+def test_a_finished_plugin_set_ships_with_the_stopped_stages_and_comes_back(tmp_path, monkeypatch):
+    """The teacher's finished plugin sets are not in the shipped teacher/: --ship-unfinished carries
+    them, so a fresh machine does not train them again; the teacher itself ships apart."""
+    train_all = import_train_all()
+    monkeypatch.setattr(train_all, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(train_all, "SHIPPED", tmp_path / "models")
+    root = tmp_path / "runs" / "toy"
+    for folder, name in [("teacher", "adapter.safetensors"), ("teacher/plugins/k2", "plugins.safetensors"),
+                         ("teacher/plugins/k4.resume", "layer0.pt")]:
+        (root / folder).mkdir(parents=True)
+        (root / folder / name).write_bytes(b"weights")
+    (root / "teacher" / "metrics.json").write_text("{}")
+    (root / "teacher" / "plugins" / "k2" / "metrics.json").write_text("{}")
+    train_all.Costs(root / "costs.json").save()
+    assert train_all.ship_unfinished("toy") == ["teacher/plugins/k2", "teacher/plugins/k4"]
+    assert not (tmp_path / "models" / "toy" / "unfinished" / "teacher" / "adapter.safetensors").exists()
+    shutil.rmtree(tmp_path / "runs")  # the next machine
+    train_all.restore_unfinished("toy")
+    assert (root / "teacher" / "plugins" / "k2" / "plugins.safetensors").read_bytes() == b"weights"
+    assert (root / "teacher" / "plugins" / "k4.resume" / "layer0.pt").is_file()
+
+
 def test_a_stage_too_large_to_commit_stays_in_runs(tmp_path, monkeypatch):
     train_all = import_train_all()
     monkeypatch.setattr(train_all, "RUNS", tmp_path / "runs")
