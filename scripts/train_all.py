@@ -79,7 +79,8 @@ QUARTER = {"heads": 3, "neurons": 384, "embedding_rank": 64}
 
 class Costs:
     """costs.json: wall seconds per stage, over every run of it. A stopped run counts too: its time
-    so far is written every minute under "unfinished" and added to by the run that resumes it."""
+    so far is written every minute and when it stops under "unfinished", and added to by the run that
+    resumes it."""
 
     tick_seconds = 60.0
 
@@ -109,9 +110,13 @@ class Costs:
         ticker.start()
         try:
             run()
+        except BaseException:  # stopped (Ctrl-C, an error): keep its time up to now, not to the last tick
+            unfinished[name] = elapsed()
+            raise
         finally:
             stop.set()
             ticker.join()
+            self.save()
         unfinished.pop(name, None)
         if not unfinished:
             del self.seconds["unfinished"]
