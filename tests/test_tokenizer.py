@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from edge_variator.encoder import default_model_dir
@@ -93,3 +96,25 @@ def test_a_vocabulary_only_folder_is_converted(tokenizer, tmp_path):
         shutil.copy(default_model_dir() / name, tmp_path / name)
     converted = Tokenizer(tmp_path, max_length=32)
     assert converted(PARITY_TEXTS).input_ids.tolist() == tokenizer(PARITY_TEXTS).input_ids.tolist()
+
+
+VECTORS = Path(__file__).parent / "vectors" / "tokenizers"
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "bpe", "unigram"])
+def test_the_apps_tokenizer_vectors_are_what_the_tokenizer_makes_now(kind):
+    """tests/vectors/tokenizers/ is what the Kotlin and Swift ports are held to: it must still be
+    what the Python tokenizer (the `tokenizers` library) makes of every text, with every kind."""
+    vectors = json.loads((VECTORS / f"{kind}.json").read_text(encoding="utf-8"))
+    assert vectors["kind"] == kind and len(vectors["cases"]) >= 300
+    tokenizers = {}
+    for case in vectors["cases"]:
+        length = case["max_length"]
+        tokenizers.setdefault(length, Tokenizer(VECTORS / kind, length, max_positions=514))
+        batch = tokenizers[length]([case["text"]])
+        assert tokenizers[length].kind == kind
+        assert (batch.input_ids[0].tolist(), batch.attention_mask[0].tolist(), batch.truncated[0]) == (
+            case["input_ids"], case["attention_mask"], case["truncated"]), case["text"]
+    for refused in vectors["errors"]:
+        with pytest.raises(TextError):
+            tokenizers[128]([refused["text"]])
