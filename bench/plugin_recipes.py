@@ -8,6 +8,8 @@
   recomputed at every step;
 - layer by layer, then one end-to-end epoch against the cached teacher (scripts/train_all.py's recipe:
   3 layer-wise epochs; also with 6);
+- the same with the uncompressed model's predictions distilled (KL at T = 2) in the end-to-end epoch,
+  beside the task loss or instead of it;
 - the same, starting from plugins pre-trained on the union of the benchmarks' unlabelled training
   text (hidden-state MSE only, layer by layer, at 128 tokens; the pre-training's own time is shown
   apart, as it is paid once per backbone for every task).
@@ -31,7 +33,7 @@ from edge_variator.evaluation import evaluate_ratios
 from edge_variator.files import write_json
 from edge_variator.train import PluginTrainConfig, train_plugins
 
-RECIPES = ("pretrained", "layerwise3", "layerwise6", "end-to-end")
+RECIPES = ("pretrained", "layerwise3", "layerwise6", "layerwise3-kl", "layerwise3-kl-only", "end-to-end")
 
 
 def run(task: str, teacher: Path, ratio: int, texts: int | None, pretrain_texts: int, max_length: int,
@@ -67,6 +69,10 @@ def run(task: str, teacher: Path, ratio: int, texts: int | None, pretrain_texts:
               "layerwise3": [recipe("layer by layer x3 + 1 end-to-end epoch", layerwise)],
               "layerwise6": [recipe("layer by layer x6 + 1 end-to-end epoch",
                                     replace(layerwise, layerwise_epochs=6))],
+              "layerwise3-kl": [recipe("layer by layer x3 + 1 end-to-end epoch with KL to the teacher",
+                                       replace(layerwise, kl_weight=1.0))],
+              "layerwise3-kl-only": [recipe("layer by layer x3 + 1 end-to-end epoch, KL instead of labels",
+                                            replace(layerwise, kl_weight=1.0, ce_weight=0.0))],
               "end-to-end": [recipe("end to end, 1 epoch (old)",
                                     replace(base, epochs=1, cache_teacher=False))]}
     stages = [stage for key in only for stage in stages[key]]

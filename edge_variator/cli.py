@@ -96,7 +96,8 @@ def cmd_plugins_train(args: argparse.Namespace) -> None:
     task = datasets.general_corpus(args.seed) if pretraining else load_task_data(args)
     for ratio in args.ratios:
         init_from = str(Path(args.init_from) / f"k{ratio}") if args.init_from else None
-        flags = pick(args, (*LOOP_FLAGS, "hidden_loss", "mse_weight", "bottleneck", "layers"))
+        flags = pick(args, (*LOOP_FLAGS, "hidden_loss", "mse_weight", "kl_weight", "temperature", "bottleneck",
+                            "layers"))
         config = train.PluginTrainConfig(**flags, ce_weight=0.0 if pretraining else args.ce_weight,
                                          init_from=init_from)
         out = Path(args.out) / f"k{ratio}"
@@ -269,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     plugin_train.add_argument("--hidden-loss", choices=["all", "last"], default="all")
     plugin_train.add_argument("--mse-weight", type=float, default=1.0)
     plugin_train.add_argument("--ce-weight", type=float, default=1.0)
+    plugin_train.add_argument("--kl-weight", type=float, default=0.0,
+                              help="KL to the uncompressed model's predictions in the end-to-end epochs")
+    plugin_train.add_argument("--temperature", type=float, default=2.0, help="of the KL term")
     plugin_train.add_argument("--bottleneck", type=int, default=64)
     plugin_train.add_argument("--layers", type=int, nargs="+", help="layers to plug (default all)")
     plugin_train.add_argument("--init-from", help="pre-trained plugins folder (with k{ratio}/)")

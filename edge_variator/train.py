@@ -373,6 +373,10 @@ class PluginTrainConfig(LoopConfig):
     hidden_loss: str = "all"  # distil every layer's output ("all") or only the last ("last")
     mse_weight: float = 1.0
     ce_weight: float = 1.0  # 0 for the pre-training stage on unlabelled text
+    # KL to the uncompressed model's own predictions at `temperature` (scaled by T^2), which needs
+    # no labels and carries the teacher's confidence on every class, not only the right one
+    kl_weight: float = 0.0
+    temperature: float = 2.0
     bottleneck: int = 64
     layers: list[int] | None = None  # None: every layer gets a plugin
     init_from: str | None = None  # a plugin-set folder to start from (pre-trained plugins)
@@ -406,15 +410,28 @@ def plugin_distillation_loss(model: TaskModel | MultiExitModel, ratio: int, batc
     chosen = range(1, len(student)) if config.hidden_loss == "all" else [len(student) - 1]
     mse = sum(masked_mse(student[i], teacher[i], batch.attention_mask) for i in chosen) / len(chosen)
     loss = config.mse_weight * mse
-    if config.ce_weight and labels is not None:
-        if isinstance(model, MultiExitModel):  # every exit must stay right under compression
-            logits = torch.stack([head(state, batch.attention_mask)
-                                  for head, state in zip(model.exits, student[1:], strict=True)])
+    if (config.ce_weight and labels is not None) or config.kl_weight:
+        logits = _all_logits(model, student, batch.attention_mask)
+        if config.ce_weight and labels is not None:  # every exit must stay right under compression
             ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.repeat(len(logits)))
-        else:
-            ce = torch.nn.functional.cross_entropy(model.classify(student[-1], batch.attention_mask), labels)
-        loss = loss + config.ce_weight * ce
+            loss = loss + config.ce_weight * ce
+        if config.kl_weight:
+            with torch.no_grad():
+                targets = _all_logits(model, teacher, batch.attention_mask)
+            t = config.temperature
+            kl = torch.nn.functional.kl_div(torch.log_softmax(logits.flatten(0, 1) / t, -1),
+                                            torch.log_softmax(targets.flatten(0, 1) / t, -1),
+                                            log_target=True, reduction="batchmean")
+            loss = loss + config.kl_weight * t * t * kl
     return loss
+
+
+def _all_logits(model: TaskModel | MultiExitModel, states: Sequence[torch.Tensor],
+                attention_mask: torch.Tensor) -> torch.Tensor:
+    """(exits, batch, labels): every exit's logits for a multi-exit model, the one head's else."""
+    if isinstance(model, MultiExitModel):
+        return torch.stack([head(state, attention_mask) for head, state in zip(model.exits, states[1:], strict=True)])
+    return model.classify(states[-1], attention_mask).unsqueeze(0)
 
 
 @torch.no_grad()

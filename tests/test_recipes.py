@@ -61,6 +61,21 @@ def test_the_cached_teacher_gives_the_loss_of_recomputing_it(toy_teacher, tmp_pa
     assert cached.item() == pytest.approx(recomputed.item(), rel=tolerance)
 
 
+def test_the_kl_term_is_the_gap_between_compressed_and_uncompressed_predictions(toy_teacher):
+    model, tokenizer = plugged_teacher(toy_teacher)
+    examples = toy_task(8, 3)
+    batch = tokenizer([e.text for e in examples])
+    kl_only = PluginTrainConfig(mse_weight=0.0, ce_weight=0.0, kl_weight=1.0)
+    with torch.no_grad():
+        plugged = plugin_distillation_loss(model, 2, batch, kl_only).item()
+        uncompressed = plugin_distillation_loss(model, 1, batch, kl_only).item()  # the teacher against itself
+    assert plugged > 1e-4 and uncompressed == pytest.approx(0.0, abs=1e-6)
+    labels = torch.tensor([e.label for e in examples])
+    both = plugin_distillation_loss(model, 2, batch, PluginTrainConfig(kl_weight=1.0), labels).item()
+    without = plugin_distillation_loss(model, 2, batch, PluginTrainConfig(), labels).item()
+    assert both == pytest.approx(without + plugged, rel=1e-5)
+
+
 def test_a_cache_is_reused_for_the_same_key_and_rebuilt_for_another(toy_teacher, tmp_path):
     model, tokenizer = plugged_teacher(toy_teacher)
     examples = toy_task(16, 3)
