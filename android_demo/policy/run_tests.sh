@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Compile the pure-Kotlin policy module and its JUnit 5 tests with plain kotlinc (no Gradle, no
-# Android SDK) and run them against tests/vectors/*.json and the shipped bundle's manifest.
+# Android SDK) and run them against tests/vectors/*.json, the tokenizer vectors in tests/vectors/tokenizers/
+# (each kind's count printed, e.g. "bpe: 375/375") and the shipped bundle's manifest.
 #
 #   bash android_demo/policy/run_tests.sh        # from any folder; ends "kotlin policy tests: N passed, N failed"
 #
@@ -45,7 +46,7 @@ junit_api="$java_lib/junit-jupiter-api.jar:$java_lib/opentest4j.jar:$java_lib/ap
 echo "compile: $(seconds_since "$compile_began") s"
 
 tests_began=$(now)
-classpath="$build/classes:$compiler/lib/kotlin-stdlib.jar:$here/src/test/resources"
+classpath="$build/classes:$compiler/lib/kotlin-stdlib.jar"
 set +e
 java -jar "$java_lib/junit-platform-console-standalone.jar" \
     --disable-banner --disable-ansi-colors --details=summary --fail-if-no-tests \

@@ -23,8 +23,9 @@ data class ModelInfo(
     val maxLength: Int,
     val minLength: Int,
     val padMultiple: Int,
-    val padTokenId: Int?,  // null: the tokenizer's [PAD]
+    val padTokenId: Int?,  // null: the tokenizer's pad token (tokenizer_config.json's, else [PAD])
     val labels: List<String>,
+    val tokenizer: TokenizerKind = TokenizerKind.WORDPIECE,  // model.tokenizer; bundles from before other families have none
 )
 
 data class TensorSpec(val name: String, val dtype: String, val shape: List<Any>)  // shape: Long or "seq"
@@ -120,6 +121,13 @@ data class Manifest(
                 padMultiple = fields.int("pad_multiple"),
                 padTokenId = if (fields.optional("pad_token_id") == null) null else fields.int("pad_token_id"),
                 labels = fields.strings("labels"),
+                tokenizer = fields.optional("tokenizer")?.let { kind ->
+                    try {
+                        TokenizerKind.named(kind as? String ?: throw IllegalArgumentException("tokenizer must be a string, not $kind"))
+                    } catch (error: IllegalArgumentException) {
+                        throw ManifestException("manifest model.${error.message}")
+                    }
+                } ?: TokenizerKind.WORDPIECE,
             )
             if (model.padMultiple < 1 || model.maxLength % model.padMultiple != 0 || model.maxLength < model.minLength) {
                 throw ManifestException(

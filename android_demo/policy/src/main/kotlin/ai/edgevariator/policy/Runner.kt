@@ -103,7 +103,7 @@ data class RunResult(
  */
 class BundleRunner(
     val manifest: Manifest,
-    private val tokenizer: WordPieceTokenizer,
+    private val tokenizer: Tokenizer,
     val methods: Methods,
     val bundleDir: File? = null,
     private val nanoTime: () -> Long = System::nanoTime,
@@ -235,13 +235,14 @@ class BundleRunner(
 
     companion object {
         /**
-         * The bundle in [bundleDir]: its manifest, its tokenizer/ folder, and its program checked
+         * The bundle in [bundleDir]: its manifest, its tokenizer/ folder (of the manifest's
+         * model.tokenizer kind, [Tokenizer.fromFolder]), and its program checked
          * against the manifest's size and sha256, then opened by [load] (ExecuTorchMethods::load
          * on a phone). [load]'s methods are closed again if the runner cannot be made.
          */
         fun open(bundleDir: File, load: (program: File) -> Methods): BundleRunner {
             val manifest = Manifest.load(bundleDir)
-            val tokenizer = WordPieceTokenizer.fromFolder(File(bundleDir, "tokenizer"), manifest.model)
+            val tokenizer = Tokenizer.fromFolder(File(bundleDir, "tokenizer"), manifest.model)
             val methods = load(checkedProgram(bundleDir, manifest))
             return try {
                 BundleRunner(manifest, tokenizer, methods, bundleDir)

@@ -1,18 +1,23 @@
 package ai.edgevariator.policy
 
 import java.io.File
-import java.text.Normalizer
-import java.util.Locale
 
 /** A text that cannot be classified (empty), as Python's TextError. */
 class TextException(message: String) : IllegalArgumentException(message)
 
-/** A tokenizer folder this port cannot read: not a BERT WordPiece tokenizer. */
-class TokenizerException(message: String) : IllegalArgumentException(message)
+/** A tokenizer folder this port cannot read, or one that contradicts the bundle's manifest. */
+open class TokenizerException(message: String) : IllegalArgumentException(message)
+
+/** A tokenizer.json [component] ("normalizer", "model", ...) of a [type] this port does not implement: refused, never skipped. */
+class UnsupportedComponentException(val component: String, val type: String, supported: List<String>) :
+    TokenizerException(
+        "tokenizer.json $component '$type' is not supported by this app (it reads ${supported.joinToString()}): " +
+            "export the bundle from a model whose tokenizer uses those",
+    )
 
 /** One text, encoded the way the exported graphs take it. */
 class Encoding(
-    val inputIds: LongArray,  // [CLS] tokens [SEP] then padding: a multiple of padMultiple, at least minLength
+    val inputIds: LongArray,  // the post-processor's specials around the tokens, then padding: a multiple of padMultiple, at least minLength
     val attentionMask: LongArray,  // 1 for real tokens, 0 for padding
     val truncated: Boolean,  // the text was longer than maxLength and lost its tail
 ) {
@@ -20,187 +25,130 @@ class Encoding(
     val realTokens: Int get() = attentionMask.count { it == 1L }
 }
 
+/** A tokenizer.json normalizer: what a stretch of text becomes before it is split into words. */
+fun interface Normalizer {
+    fun normalize(text: String): String
+}
+
+/** A tokenizer.json pre-tokenizer: the words of one normalized stretch of text. */
+fun interface PreTokenizer {
+    /** [atStart]: the stretch begins the text (Metaspace's prepend_scheme "first" asks). */
+    fun words(text: String, atStart: Boolean): List<String>
+}
+
+/** A tokenizer.json model: the ids of one word, and the id of a token of its vocabulary. */
+interface TokenModel {
+    fun ids(word: String): List<Int>
+    fun idOf(token: String): Int?
+}
+
+/** The tokenizer.json model types this port implements, as the manifest's model.tokenizer names them. */
+enum class TokenizerKind(val wireName: String, val modelType: String) {
+    WORDPIECE("wordpiece", "WordPiece"), BPE("bpe", "BPE"), UNIGRAM("unigram", "Unigram");
+
+    companion object {
+        fun named(name: String): TokenizerKind = entries.firstOrNull { it.wireName == name }
+            ?: throw IllegalArgumentException("tokenizer must be one of ${entries.map { it.wireName }}, not '$name'")
+    }
+}
+
 /**
- * BERT WordPiece tokenization as Hugging Face's fast tokenizer does it for the bundle's
- * tokenizer/ folder (BertNormalizer, BertPreTokenizer, WordPiece, "[CLS] A [SEP]"), padded as
- * edge_variator/tokenizer.py pads: to a multiple of padMultiple, at least minLength; texts past
- * maxLength are truncated and flagged, never refused.
+ * Hugging Face's fast tokenizer pipeline for one bundle, as edge_variator/tokenizer.py runs it:
+ * added tokens typed in the text split out first, each stretch between them normalized, split into
+ * words and tokenized by the model, the post-processor's special tokens put around the result,
+ * then padded to a multiple of [padMultiple], at least [minLength]. Texts past [maxLength] are
+ * truncated (the special tokens kept) and flagged, never refused. Build one with [fromFolder].
  */
-class WordPieceTokenizer(
-    private val vocab: Map<String, Int>,
+class Tokenizer(
+    val kind: TokenizerKind,
+    private val addedTokens: AddedTokens,  // with the normalizer, which runs between them
+    private val preTokenizer: PreTokenizer?,  // null: each stretch is one word
+    private val model: TokenModel,
+    private val prefixIds: List<Int>,  // the post-processor's tokens before the text: [CLS] or <s>
+    private val suffixIds: List<Int>,  // and after it: [SEP] or </s>
+    val padId: Int,
     private val maxLength: Int,
     private val minLength: Int = 16,
     private val padMultiple: Int = 8,
-    padTokenId: Int? = null,
-    private val lowercase: Boolean = true,
-    private val stripAccents: Boolean = lowercase,  // BertNormalizer: strip_accents null follows lowercase
-    private val handleChineseChars: Boolean = true,
-    private val maxCharsPerWord: Int = 100,
-    private val subwordPrefix: String = "##",
 ) {
-    private val clsId = idOf("[CLS]")
-    private val sepId = idOf("[SEP]")
-    private val unkId = idOf("[UNK]")
-    private val padId = padTokenId ?: idOf("[PAD]")
-    private val specialTokens = listOf("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]").filter { it in vocab }
-        .sortedByDescending { it.length }  // longest match first
-
     init {
-        require(maxLength >= 2 && padMultiple >= 1 && maxLength % padMultiple == 0) {
-            "maxLength $maxLength must be a multiple of padMultiple $padMultiple"
+        require(padMultiple >= 1 && maxLength % padMultiple == 0 && maxLength > prefixIds.size + suffixIds.size) {
+            "maxLength $maxLength must be a multiple of padMultiple $padMultiple and leave room for a token"
         }
     }
 
-    private fun idOf(token: String): Int = vocab[token] ?: throw TokenizerException("the vocabulary has no $token token")
-
     fun encode(text: String): Encoding {
-        if (text.isBlank()) throw TextException("the text is empty: there is nothing to classify")
+        if (text.codePoints().allMatch(::isPythonSpace)) {
+            throw TextException("the text is empty: there is nothing to classify")
+        }
         val tokens = tokenIds(text)
-        val room = maxLength - 2  // [CLS] and [SEP]
+        val room = maxLength - prefixIds.size - suffixIds.size
         val kept = if (tokens.size > room) tokens.subList(0, room) else tokens
-        val real = kept.size + 2
-        val padded = maxOf(minLength, (real + padMultiple - 1) / padMultiple * padMultiple)
+        val real = prefixIds + kept + suffixIds
+        val padded = maxOf(minLength, (real.size + padMultiple - 1) / padMultiple * padMultiple)
         val ids = LongArray(padded) { padId.toLong() }
         val mask = LongArray(padded)
-        ids[0] = clsId.toLong()
-        kept.forEachIndexed { index, id -> ids[index + 1] = id.toLong() }
-        ids[real - 1] = sepId.toLong()
-        for (index in 0 until real) mask[index] = 1L
+        real.forEachIndexed { index, id ->
+            ids[index] = id.toLong()
+            mask[index] = 1L
+        }
         return Encoding(ids, mask, truncated = tokens.size > room)
     }
 
-    /** The WordPiece ids of [text], without special tokens around it and untruncated. */
+    /** The model's ids of [text] and the added tokens typed in it, without the post-processor's, untruncated. */
     fun tokenIds(text: String): List<Int> {
         val ids = ArrayList<Int>()
-        var segmentStart = 0
-        var at = 0
-        // Special tokens typed in the text ("[MASK]") are matched on the raw text, as the fast tokenizer does.
-        while (at < text.length) {
-            val special = specialTokens.firstOrNull { text.startsWith(it, at) }
-            if (special == null) {
-                at++
-                continue
+        for (segment in addedTokens.split(text)) {
+            when (segment) {
+                is Segment.Added -> ids.add(segment.id)
+                is Segment.Text -> {
+                    val words = preTokenizer?.words(segment.text, segment.atStart) ?: listOf(segment.text)
+                    for (word in words) if (word.isNotEmpty()) ids.addAll(model.ids(word))
+                }
             }
-            wordPieces(text.substring(segmentStart, at), ids)
-            ids.add(vocab.getValue(special))
-            at += special.length
-            segmentStart = at
         }
-        wordPieces(text.substring(segmentStart), ids)
         return ids
     }
 
-    private fun wordPieces(segment: String, into: MutableList<Int>) {
-        for (word in preTokenize(normalize(segment))) {
-            val codePoints = word.codePoints().toArray()
-            if (codePoints.size > maxCharsPerWord) {
-                into.add(unkId)
-                continue
-            }
-            val pieces = ArrayList<Int>()
-            var start = 0
-            while (start < codePoints.size) {
-                var end = codePoints.size
-                var found: Int? = null
-                while (start < end) {
-                    val piece = String(codePoints, start, end - start)
-                    found = vocab[if (start > 0) subwordPrefix + piece else piece]
-                    if (found != null) break
-                    end--
-                }
-                if (found == null) break
-                pieces.add(found)
-                start = end
-            }
-            if (start < codePoints.size) into.add(unkId) else into.addAll(pieces)
-        }
-    }
-
-    /** BertNormalizer: clean the text, space out CJK characters, strip accents, lowercase. */
-    private fun normalize(text: String): String {
-        val cleaned = StringBuilder()
-        text.codePoints().forEach { char ->
-            when {
-                char == 0 || char == 0xFFFD || isControl(char) -> {}
-                isWhitespace(char) -> cleaned.append(' ')
-                handleChineseChars && isChineseChar(char) -> cleaned.append(' ').appendCodePoint(char).append(' ')
-                else -> cleaned.appendCodePoint(char)
-            }
-        }
-        var normalized = cleaned.toString()
-        if (stripAccents) {
-            val stripped = StringBuilder()
-            Normalizer.normalize(normalized, Normalizer.Form.NFD).codePoints().forEach { char ->
-                if (Character.getType(char) != Character.NON_SPACING_MARK.toInt()) stripped.appendCodePoint(char)
-            }
-            normalized = stripped.toString()
-        }
-        if (lowercase) {
-            val lowered = StringBuilder()
-            // One character at a time, as Rust's char::to_lowercase: no final-sigma context rule.
-            normalized.codePoints().forEach { char ->
-                if (char < 128) lowered.append(Character.toLowerCase(char).toChar())
-                else lowered.append(String(Character.toChars(char)).lowercase(Locale.ROOT))
-            }
-            normalized = lowered.toString()
-        }
-        return normalized
-    }
-
-    /** BertPreTokenizer: split on whitespace, and every punctuation character is a word of its own. */
-    private fun preTokenize(text: String): List<String> {
-        val words = ArrayList<String>()
-        val word = StringBuilder()
-        fun flush() {
-            if (word.isNotEmpty()) words.add(word.toString())
-            word.setLength(0)
-        }
-        text.codePoints().forEach { char ->
-            when {
-                isWhitespace(char) -> flush()
-                isPunctuation(char) -> {
-                    flush()
-                    words.add(String(Character.toChars(char)))
-                }
-                else -> word.appendCodePoint(char)
-            }
-        }
-        flush()
-        return words
-    }
-
     companion object {
-        /** The tokenizer of a bundle's tokenizer/ folder: tokenizer.json, else vocab.txt. */
-        fun fromFolder(folder: File, model: ModelInfo): WordPieceTokenizer {
+        /**
+         * The tokenizer of a bundle's tokenizer/ folder, of the kind [model] names (the manifest's
+         * model.tokenizer): its tokenizer.json, refused when that holds another kind of model; a
+         * WordPiece vocab.txt alone for older BERT folders. The pad id is the manifest's, else the
+         * one of tokenizer_config.json's pad_token, as edge_variator/tokenizer.py reads it.
+         */
+        fun fromFolder(folder: File, model: ModelInfo): Tokenizer {
             val tokenizerJson = File(folder, "tokenizer.json")
             val vocabTxt = File(folder, "vocab.txt")
+            val padToken = padTokenOf(File(folder, "tokenizer_config.json"))
             return when {
-                tokenizerJson.isFile -> fromTokenizerJson(tokenizerJson.readText(), model)
-                vocabTxt.isFile -> WordPieceTokenizer(
-                    vocabFromTxt(vocabTxt.readText()), model.maxLength, model.minLength, model.padMultiple, model.padTokenId,
-                )
+                tokenizerJson.isFile -> fromTokenizerJson(tokenizerJson.readText(), model, padToken)
+                vocabTxt.isFile -> {
+                    if (model.tokenizer != TokenizerKind.WORDPIECE) {
+                        throw TokenizerException(
+                            "the manifest says model.tokenizer '${model.tokenizer.wireName}' but $folder has only a " +
+                                "WordPiece vocab.txt: export the bundle again",
+                        )
+                    }
+                    bertFromVocab(vocabFromTxt(vocabTxt.readText()), model, padToken)
+                }
                 else -> throw TokenizerException("$folder has neither tokenizer.json nor vocab.txt")
             }
         }
 
-        /** A Hugging Face tokenizer.json; refuses anything but a BERT normalizer and a WordPiece model. */
-        fun fromTokenizerJson(text: String, model: ModelInfo): WordPieceTokenizer {
-            val json = Json.parse(text) as? Map<*, *> ?: throw TokenizerException("tokenizer.json is not an object")
-            val wordPiece = json["model"] as? Map<*, *>
-            if (wordPiece?.get("type") != "WordPiece") throw TokenizerException("tokenizer.json is not a WordPiece model")
-            val normalizer = json["normalizer"] as? Map<*, *>
-            if (normalizer?.get("type") != "BertNormalizer") throw TokenizerException("tokenizer.json has no BertNormalizer")
-            val vocab = (wordPiece["vocab"] as? Map<*, *>)?.entries?.associate { (token, id) ->
-                token as String to ((id as? Long)?.toInt() ?: throw TokenizerException("vocab id of $token is $id"))
-            } ?: throw TokenizerException("tokenizer.json has no vocabulary")
-            val lowercase = normalizer["lowercase"] as? Boolean ?: true
-            return WordPieceTokenizer(
-                vocab, model.maxLength, model.minLength, model.padMultiple, model.padTokenId,
-                lowercase = lowercase,
-                stripAccents = normalizer["strip_accents"] as? Boolean ?: lowercase,
-                handleChineseChars = normalizer["handle_chinese_chars"] as? Boolean ?: true,
-                maxCharsPerWord = (wordPiece["max_input_chars_per_word"] as? Long)?.toInt() ?: 100,
-                subwordPrefix = wordPiece["continuing_subword_prefix"] as? String ?: "##",
+        /** A Hugging Face tokenizer.json, refused unless its model is the kind [model] names and every component is one this port implements. */
+        fun fromTokenizerJson(text: String, model: ModelInfo, padToken: String? = null): Tokenizer =
+            TokenizerJson.read(text, model, padToken)
+
+        /** What transformers makes of a BERT vocab.txt alone: the default BertNormalizer, [CLS] A [SEP], the special tokens split out. */
+        private fun bertFromVocab(vocab: Map<String, Int>, model: ModelInfo, padToken: String?): Tokenizer {
+            fun idOf(token: String) = vocab[token] ?: throw TokenizerException("the vocabulary has no $token token")
+            val specials = listOf("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]").filter { it in vocab }.map { AddedToken(it, idOf(it)) }
+            val normalizer = BertNormalizer()
+            return Tokenizer(
+                TokenizerKind.WORDPIECE, AddedTokens(specials, normalizer), BertPreTokenizer, WordPiece(vocab, idOf("[UNK]")),
+                listOf(idOf("[CLS]")), listOf(idOf("[SEP]")), model.padTokenId ?: idOf(padToken ?: "[PAD]"),
+                model.maxLength, model.minLength, model.padMultiple,
             )
         }
 
@@ -209,31 +157,33 @@ class WordPieceTokenizer(
             text.split('\n').map { it.removeSuffix("\r") }.dropLastWhile { it.isEmpty() }
                 .withIndex().associate { (index, token) -> token to index }
 
-        // Unicode White_Space, as Rust's char::is_whitespace (Java's isWhitespace leaves out no-break spaces).
-        private fun isWhitespace(char: Int): Boolean = char == 0x20 || char in 0x09..0x0D || char == 0x85 ||
-            char == 0xA0 || char == 0x1680 || char in 0x2000..0x200A || char == 0x2028 || char == 0x2029 ||
-            char == 0x202F || char == 0x205F || char == 0x3000
-
-        private fun isControl(char: Int): Boolean {
-            if (char == '\t'.code || char == '\n'.code || char == '\r'.code) return false
-            return when (Character.getType(char).toByte()) {
-                Character.CONTROL, Character.FORMAT, Character.PRIVATE_USE, Character.UNASSIGNED, Character.SURROGATE -> true
-                else -> false
+        /** tokenizer_config.json's pad_token (a string, or {"content": ...} in newer files); null when it names none. */
+        private fun padTokenOf(config: File): String? {
+            if (!config.isFile) return null
+            val json = try {
+                Json.parse(config.readText()) as? Map<*, *>
+            } catch (error: JsonException) {
+                throw TokenizerException("${config.path} is not valid JSON: ${error.message}")
+            }
+            return when (val token = json?.get("pad_token")) {
+                is String -> token
+                is Map<*, *> -> token["content"] as? String
+                else -> null
             }
         }
-
-        private fun isPunctuation(char: Int): Boolean {
-            if (char in 33..47 || char in 58..64 || char in 91..96 || char in 123..126) return true  // ASCII punctuation
-            return when (Character.getType(char).toByte()) {
-                Character.CONNECTOR_PUNCTUATION, Character.DASH_PUNCTUATION, Character.START_PUNCTUATION,
-                Character.END_PUNCTUATION, Character.INITIAL_QUOTE_PUNCTUATION, Character.FINAL_QUOTE_PUNCTUATION,
-                Character.OTHER_PUNCTUATION -> true
-                else -> false
-            }
-        }
-
-        private fun isChineseChar(char: Int): Boolean = char in 0x4E00..0x9FFF || char in 0x3400..0x4DBF ||
-            char in 0x20000..0x2A6DF || char in 0x2A700..0x2B73F || char in 0x2B740..0x2B81F ||
-            char in 0x2B920..0x2CEAF || char in 0xF900..0xFAFF || char in 0x2F800..0x2FA1F
     }
 }
+
+/** Python's str.isspace for one character (what `text.strip()` removes): category Zs or bidi class WS, B or S. */
+internal fun isPythonSpace(char: Int): Boolean =
+    Character.getType(char) == Character.SPACE_SEPARATOR.toInt() ||
+        when (Character.getDirectionality(char)) {
+            Character.DIRECTIONALITY_WHITESPACE, Character.DIRECTIONALITY_PARAGRAPH_SEPARATOR,
+            Character.DIRECTIONALITY_SEGMENT_SEPARATOR -> true
+            else -> false
+        }
+
+// Unicode White_Space: Rust's char::is_whitespace and the regexes' \s (Java's isWhitespace leaves out no-break spaces).
+internal fun isUnicodeWhitespace(char: Int): Boolean = char == 0x20 || char in 0x09..0x0D || char == 0x85 ||
+    char == 0xA0 || char == 0x1680 || char in 0x2000..0x200A || char == 0x2028 || char == 0x2029 ||
+    char == 0x202F || char == 0x205F || char == 0x3000

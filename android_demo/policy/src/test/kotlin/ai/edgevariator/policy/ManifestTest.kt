@@ -92,7 +92,7 @@ class ManifestTest {
             },
             dynamicTest("its tokenizer folder loads and pads to the exported shapes") {
                 assertTrue(manifest.tokenizerFiles.any { it == "tokenizer.json" || it == "vocab.txt" }, "${manifest.tokenizerFiles}")
-                val tokenizer = WordPieceTokenizer.fromFolder(File(bundle, "tokenizer"), manifest.model)
+                val tokenizer = Tokenizer.fromFolder(File(bundle, "tokenizer"), manifest.model)
                 val encoding = tokenizer.encode("a gripping, beautifully acted film")
                 assertEquals(0, encoding.length % manifest.model.padMultiple)
                 assertTrue(encoding.length >= manifest.model.minLength)
@@ -111,6 +111,24 @@ class ManifestTest {
         (raw["model"] as MutableMap<String, Any?>).remove("max_length")
         val thrown = assertThrows(ManifestException::class.java) { Manifest.fromJson(raw) }
         assertTrue("model.max_length" in thrown.message!!, thrown.message)
+    }
+
+    @Test
+    fun modelTokenizerNamesTheKindAndIsWordPieceWhenAbsent() {
+        val bundle = TestFiles.bundles.firstOrNull() ?: return fail("no shipped bundle")
+        @Suppress("UNCHECKED_CAST")
+        val raw = TestFiles.json(File(bundle, "manifest.json")) as MutableMap<String, Any?>
+        @Suppress("UNCHECKED_CAST")
+        val model = raw["model"] as MutableMap<String, Any?>
+        model.remove("tokenizer")
+        assertEquals(TokenizerKind.WORDPIECE, Manifest.fromJson(raw).model.tokenizer, "bundles from before other families")
+        for (kind in TokenizerKind.entries) {
+            model["tokenizer"] = kind.wireName
+            assertEquals(kind, Manifest.fromJson(raw).model.tokenizer)
+        }
+        model["tokenizer"] = "sentencepiece"
+        val refused = assertThrows(ManifestException::class.java) { Manifest.fromJson(raw) }
+        assertTrue("model.tokenizer" in refused.message!! && "sentencepiece" in refused.message!!, refused.message)
     }
 
     @Test

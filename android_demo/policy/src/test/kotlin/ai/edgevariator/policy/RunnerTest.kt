@@ -197,7 +197,7 @@ class RunnerTest {
         val manifest = runner.manifest
         val methods = runner.methods as ReplayMethods
         val policy = Policy.fromManifest(manifest)
-        val encoding = WordPieceTokenizer.fromFolder(File(shippedBundle, "tokenizer"), manifest.model).encode(text)
+        val encoding = Tokenizer.fromFolder(File(shippedBundle, "tokenizer"), manifest.model).encode(text)
         val seen = HashSet<Int>()
         for (state in listOf(DeviceState(1.0), DeviceState(0.4), DeviceState(1.0, thermal = Thermal.SERIOUS), DeviceState(1.0, lowPower = true))) {
             val decision = policy.decide(state)
@@ -356,8 +356,8 @@ class RunnerTest {
         const val HIDDEN = 4
 
         /** The repository's tokenizer at the synthetic manifests' lengths (128 max, 16 min, multiples of 8). */
-        val tokenizer: WordPieceTokenizer by lazy {
-            WordPieceTokenizer.fromTokenizerJson(
+        val tokenizer: Tokenizer by lazy {
+            Tokenizer.fromTokenizerJson(
                 TestFiles.defaultTokenizerJson.readText(),
                 ModelInfo(2, HIDDEN, 30522, 128, 16, 8, 0, listOf("negative", "positive")),
             )

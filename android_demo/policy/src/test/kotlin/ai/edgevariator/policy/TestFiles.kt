@@ -35,6 +35,9 @@ object TestFiles {
 
     val defaultTokenizerJson: File get() = File(root, "edge_variator/default/mr_slender/tokenizer.json")
 
+    /** tests/vectors/tokenizers/<kind>.json; its tokenizer folder is <kind>/ beside it. */
+    fun tokenizerVectors(kind: TokenizerKind): File = File(root, "tests/vectors/tokenizers/${kind.wireName}.json")
+
     fun json(file: File): Map<*, *> = Json.parse(file.readText()) as Map<*, *>
 
     private fun setting(property: String, environment: String): String? =
