@@ -1,7 +1,7 @@
 // swift-tools-version:5.9
-// The pure-Swift half of the iOS demo: manifest, device state, policy, exits, WordPiece tokenizer,
-// latency profile format. Foundation only (no UIKit, SwiftUI or Core ML), so
-// it builds and is tested on Linux (ios_demo/run_swift_tests.sh) as well as in the app.
+// The pure-Swift half of the iOS demo: manifest, device state, policy, exits, tokenizers (WordPiece,
+// byte-level BPE, Unigram), latency profile format. Foundation only (no UIKit, SwiftUI or Core ML),
+// so it builds and is tested on Linux (ios_demo/run_swift_tests.sh) as well as in the app.
 import PackageDescription
 
 let package = Package(
@@ -12,8 +12,7 @@ let package = Package(
     ],
     targets: [
         .target(name: "EdgeVariatorPolicy"),
-        // Fixtures/ is read through #filePath, as tests/vectors is: no resource bundle needed.
-        .testTarget(name: "EdgeVariatorPolicyTests", dependencies: ["EdgeVariatorPolicy"],
-                    exclude: ["Fixtures"]),
+        // tests/vectors is read from the repository (repoRoot): no resource bundle needed.
+        .testTarget(name: "EdgeVariatorPolicyTests", dependencies: ["EdgeVariatorPolicy"]),
     ]
 )

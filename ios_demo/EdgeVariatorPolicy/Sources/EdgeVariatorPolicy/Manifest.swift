@@ -65,9 +65,14 @@ public struct Manifest: Decodable {
         public let padMultiple: Int
         public let padTokenId: Int?
         public let labels: [String]
+        /// model.tokenizer as written: "wordpiece", "bpe" or "unigram"; absent in older bundles.
+        public let tokenizer: String?
+
+        /// The tokenizer the bundle runs (WordPiece when the manifest predates the field).
+        public var tokenizerKind: TokenizerKind { tokenizer.flatMap(TokenizerKind.init(rawValue:)) ?? .wordpiece }
 
         enum CodingKeys: String, CodingKey {
-            case layers, hidden, heads, intermediate, labels
+            case layers, hidden, heads, intermediate, labels, tokenizer
             case embeddingRank = "embedding_rank", vocabSize = "vocab_size", maxLength = "max_length"
             case minLength = "min_length", padMultiple = "pad_multiple", padTokenId = "pad_token_id"
         }
@@ -182,6 +187,9 @@ public struct Manifest: Decodable {
         if model.labels.count < 2 { throw ManifestError.invalid("model.labels needs at least 2 labels") }
         if model.maxLength < model.minLength || model.maxLength % model.padMultiple != 0 {
             throw ManifestError.invalid("model.max_length \(model.maxLength) is not a multiple of \(model.padMultiple) from \(model.minLength)")
+        }
+        if let tokenizer = model.tokenizer, TokenizerKind(rawValue: tokenizer) == nil {
+            throw ManifestError.invalid("model.tokenizer \"\(tokenizer)\" is not one of \(TokenizerKind.allCases.map(\.rawValue))")
         }
         if ratios["1"] == nil { throw ManifestError.invalid("ratios lacks \"1\"") }
         for (k, names) in ratios {

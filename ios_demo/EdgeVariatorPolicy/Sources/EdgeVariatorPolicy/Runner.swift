@@ -28,12 +28,12 @@ public protocol MethodBackend: AnyObject {
 public struct LoadedBundle {
     public let folder: URL
     public let manifest: Manifest
-    public let tokenizer: WordPieceTokenizer
+    public let tokenizer: any Tokenizer
 
     public init(folder: URL) throws {
         self.folder = folder
         manifest = try Manifest.load(folder.appendingPathComponent("manifest.json"))
-        tokenizer = try WordPieceTokenizer.load(directory: folder.appendingPathComponent("tokenizer"))
+        tokenizer = try loadTokenizer(directory: folder.appendingPathComponent("tokenizer"), kind: manifest.model.tokenizerKind)
     }
 
     public var name: String { "\(manifest.backbone.id) (\(folder.lastPathComponent))" }

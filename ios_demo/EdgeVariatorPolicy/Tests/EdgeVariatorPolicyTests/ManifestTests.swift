@@ -247,9 +247,9 @@ final class ManifestTests: XCTestCase {
         let directory = folder.appendingPathComponent("tokenizer")
         guard FileManager.default.fileExists(atPath: directory.path) else { return }
         do {
-            let tokenizer = try WordPieceTokenizer.load(directory: directory)
+            let tokenizer = try loadTokenizer(directory: directory, kind: manifest.model.tokenizerKind)
             var problems: [String] = []
-            if tokenizer.vocab.count != manifest.model.vocabSize { problems.append("vocabulary of \(tokenizer.vocab.count), model has \(manifest.model.vocabSize)") }
+            if tokenizer.vocabSize != manifest.model.vocabSize { problems.append("vocabulary of \(tokenizer.vocabSize), model has \(manifest.model.vocabSize)") }
             if let pad = manifest.model.padTokenId, pad != tokenizer.padId { problems.append("pad id \(tokenizer.padId), manifest \(pad)") }
             let encoding = try tokenizer.encode("a charming and affecting journey", maxLength: manifest.model.maxLength)
             if encoding.length % manifest.model.padMultiple != 0 || encoding.length < manifest.model.minLength { problems.append("length \(encoding.length)") }

@@ -50,39 +50,7 @@ final class RunnerTests: XCTestCase {
                 return try LoadedBundle(folder: url)
             }
         }
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ev-bundle-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder.appendingPathComponent("tokenizer"), withIntermediateDirectories: true)
-        try FileManager.default.copyItem(at: root.appendingPathComponent("edge_variator/default/mr_slender/tokenizer.json"),
-                                         to: folder.appendingPathComponent("tokenizer/tokenizer.json"))
-        func tensor(_ name: String, _ dtype: String, _ shape: [JSONValue]) -> JSONValue {
-            .object(["name": .string(name), "dtype": .string(dtype), "shape": .array(shape)])
-        }
-        let hidden = tensor("hidden", "float32", [.number(1), .string("seq"), .number(384)])
-        let mask = tensor("attention_mask", "int64", [.number(1), .string("seq")])
-        var methods: [String: JSONValue] = ["embed": .object(["inputs": .array([tensor("input_ids", "int64", [.number(1), .string("seq")])]),
-                                                              "outputs": .array([hidden])])]
-        var ratios: [String: JSONValue] = [:]
-        for k in [1, 2, 4, 8] {
-            ratios[String(k)] = .array((0..<6).map { .string("layer_\($0)_k\(k)") })
-            for i in 0..<6 { methods["layer_\(i)_k\(k)"] = .object(["inputs": .array([hidden, mask]), "outputs": .array([hidden])]) }
-        }
-        for i in 0..<6 {
-            methods["exit_\(i)"] = .object(["inputs": .array([hidden, mask]),
-                                            "outputs": .array([tensor("logits", "float32", [.number(1), .number(2)])])])
-        }
-        let file: JSONValue = .object(["path": .string("model.pte"), "sha256": .string(String(repeating: "0", count: 64)), "bytes": .number(1)])
-        let manifest: JSONValue = .object([
-            "schema_version": .number(1), "backbone": .object(["id": .string("stand-in"), "sha256": .string(String(repeating: "0", count: 64))]),
-            "model": .object(["layers": .number(6), "hidden": .number(384), "vocab_size": .number(30522), "max_length": .number(128),
-                              "min_length": .number(16), "pad_multiple": .number(8), "labels": .array([.string("negative"), .string("positive")])]),
-            "methods": .object(methods), "ratios": .object(ratios),
-            "exits": .object(["after_layers": .array((0..<6).map { .number(Double($0)) }), "criterion": .string("entropy"),
-                              "thresholds": .object(["drop_1": .number(0.3), "drop_2": .number(0.5)])]),
-            "files": .object(["executorch": file, "tokenizer": .array([.string("tokenizer.json")])]),
-            "policy": .null, "latency_profile": .null,
-        ])
-        try JSONEncoder().encode(manifest).write(to: folder.appendingPathComponent("manifest.json"))
-        return try LoadedBundle(folder: folder)
+        return try LoadedBundle(folder: standInBundle(tokenizer: root.appendingPathComponent("edge_variator/default/mr_slender")))
     }
 
     func testClassifyRunsTheDecidedRatioAndStopsAtTheFirstConfidentExit() throws {
