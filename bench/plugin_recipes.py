@@ -33,7 +33,8 @@ from edge_variator.evaluation import evaluate_ratios
 from edge_variator.files import write_json
 from edge_variator.train import PluginTrainConfig, train_plugins
 
-RECIPES = ("pretrained", "layerwise3", "layerwise6", "layerwise3-kl", "layerwise3-kl-only", "end-to-end")
+RECIPES = ("pretrained", "layerwise3", "layerwise6", "layerwise3-kl", "layerwise3-kl-only", "layerwise3-kl-only-3",
+           "end-to-end")
 
 
 def run(task: str, teacher: Path, ratio: int, texts: int | None, pretrain_texts: int, max_length: int,
@@ -73,6 +74,8 @@ def run(task: str, teacher: Path, ratio: int, texts: int | None, pretrain_texts:
                                        replace(layerwise, kl_weight=1.0))],
               "layerwise3-kl-only": [recipe("layer by layer x3 + 1 end-to-end epoch, KL instead of labels",
                                             replace(layerwise, kl_weight=1.0, ce_weight=0.0))],
+              "layerwise3-kl-only-3": [recipe("layer by layer x3 + 3 end-to-end epochs, KL instead of labels",
+                                              replace(layerwise, epochs=3, kl_weight=1.0, ce_weight=0.0))],
               "end-to-end": [recipe("end to end, 1 epoch (old)",
                                     replace(base, epochs=1, cache_teacher=False))]}
     stages = [stage for key in only for stage in stages[key]]
