@@ -200,6 +200,33 @@ def test_a_finished_plugin_set_ships_with_the_stopped_stages_and_comes_back(tmp_
     assert (root / "teacher" / "plugins" / "k4.resume" / "layer0.pt").is_file()
 
 
+def test_remeasuring_the_teachers_plugins_replaces_only_their_scores(tmp_path, monkeypatch):
+    train_all = import_train_all()
+    monkeypatch.setattr(train_all, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(train_all, "SHIPPED", tmp_path / "models")
+    monkeypatch.setattr(train_all, "RECIPES", {"toy": train_all.Recipe(32, 1, 1, 1)})
+    monkeypatch.setattr(train_all, "load_benchmark", lambda task: task)
+    monkeypatch.setattr(train_all, "teacher_dir", lambda task: tmp_path / "runs" / task / "teacher")
+    scored = []
+    monkeypatch.setattr(train_all, "evaluate_ratios", lambda *args: scored.append(args) or [{"ratio": 2}])
+    plugins = tmp_path / "runs" / "toy" / "teacher" / "plugins"
+    for ratio in (2, 4):
+        (plugins / f"k{ratio}").mkdir(parents=True)
+        (plugins / f"k{ratio}" / "metrics.json").write_text("{}")
+    with pytest.raises(SystemExit, match="k8 are not finished"):
+        train_all.remeasure_teacher("toy")
+    (plugins / "k8").mkdir()
+    (plugins / "k8" / "metrics.json").write_text("{}")
+    (tmp_path / "models" / "toy").mkdir(parents=True)
+    for folder in ("models", "runs"):
+        (tmp_path / folder / "toy" / "measured.json").write_text(json.dumps({"teacher": [], "quarter": [1]}))
+    assert train_all.remeasure_teacher("toy") == [{"ratio": 2}]
+    assert scored[0][1:] == (plugins, "toy", "test", [2, 4, 8], 32)
+    for folder in ("models", "runs"):
+        measured = json.loads((tmp_path / folder / "toy" / "measured.json").read_text())
+        assert measured == {"teacher": [{"ratio": 2}], "quarter": [1]}
+
+
 def test_a_stage_too_large_to_commit_stays_in_runs(tmp_path, monkeypatch):
     train_all = import_train_all()
     monkeypatch.setattr(train_all, "RUNS", tmp_path / "runs")
