@@ -33,8 +33,8 @@ from edge_variator.evaluation import evaluate_ratios
 from edge_variator.files import write_json
 from edge_variator.train import PluginTrainConfig, train_plugins
 
-RECIPES = ("pretrained", "layerwise3", "layerwise6", "layerwise3-kl", "layerwise3-kl-only", "layerwise3-kl-only-3",
-           "end-to-end")
+RECIPES = ("pretrained", "layerwise3", "layerwise6", "layerwise3-kl", "layerwise3-kl-only",
+           "layerwise3-kl-only-3", "end-to-end")
 
 
 def run(task: str, teacher: Path, ratio: int, texts: int | None, pretrain_texts: int, max_length: int,

@@ -96,8 +96,8 @@ def cmd_plugins_train(args: argparse.Namespace) -> None:
     task = datasets.general_corpus(args.seed) if pretraining else load_task_data(args)
     for ratio in args.ratios:
         init_from = str(Path(args.init_from) / f"k{ratio}") if args.init_from else None
-        flags = pick(args, (*LOOP_FLAGS, "hidden_loss", "mse_weight", "kl_weight", "temperature", "bottleneck",
-                            "layers"))
+        flags = pick(args, (*LOOP_FLAGS, "hidden_loss", "mse_weight", "kl_weight", "temperature",
+                            "bottleneck", "layers"))
         config = train.PluginTrainConfig(**flags, ce_weight=0.0 if pretraining else args.ce_weight,
                                          init_from=init_from)
         out = Path(args.out) / f"k{ratio}"

@@ -430,7 +430,8 @@ def _all_logits(model: TaskModel | MultiExitModel, states: Sequence[torch.Tensor
                 attention_mask: torch.Tensor) -> torch.Tensor:
     """(exits, batch, labels): every exit's logits for a multi-exit model, the one head's else."""
     if isinstance(model, MultiExitModel):
-        return torch.stack([head(state, attention_mask) for head, state in zip(model.exits, states[1:], strict=True)])
+        return torch.stack([head(state, attention_mask)
+                            for head, state in zip(model.exits, states[1:], strict=True)])
     return model.classify(states[-1], attention_mask).unsqueeze(0)
 
 

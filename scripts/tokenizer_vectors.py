@@ -183,7 +183,8 @@ def cases_for(folder: Path, texts: list[str]) -> dict:
         for text in texts if max_length == MAX_LENGTHS[0] else texts[::4]:
             batch = tokenizer([text])
             cases.append({"text": text, "max_length": max_length, "input_ids": batch.input_ids[0].tolist(),
-                          "attention_mask": batch.attention_mask[0].tolist(), "truncated": batch.truncated[0]})
+                          "attention_mask": batch.attention_mask[0].tolist(),
+                          "truncated": batch.truncated[0]})
     errors = []
     for text in ["", "   ", "\t\n", "\u3000"]:
         try:
@@ -197,7 +198,8 @@ def cases_for(folder: Path, texts: list[str]) -> dict:
 def write_cases(path: Path, description: str, vectors: dict) -> None:
     """One case per line, so a diff shows which texts changed."""
     lines = ["{", f' "description": {json.dumps(description, ensure_ascii=False)},']
-    lines += [f' "{key}": {json.dumps(vectors[key], ensure_ascii=False)},' for key in ("kind", "pad_token_id")]
+    lines += [f' "{key}": {json.dumps(vectors[key], ensure_ascii=False)},'
+              for key in ("kind", "pad_token_id")]
     lines.append(' "cases": [')
     lines += ["  " + json.dumps(case, ensure_ascii=False) + ("," if i < len(vectors["cases"]) - 1 else "")
               for i, case in enumerate(vectors["cases"])]
@@ -219,9 +221,10 @@ def main() -> None:
         for kind in ("wordpiece", "bpe", "unigram"):
             vectors = cases_for(staging / kind, texts)
             assert vectors["kind"] == kind, (kind, vectors["kind"])
-            description = (f"edge_variator.tokenizer.Tokenizer({kind}/, max_length) on each text: the padded ids "
-                           "and mask and the truncation flag; errors: texts it refuses. Written by "
-                           f"scripts/tokenizer_vectors.py with tokenizers {tokenizers.__version__}.")
+            description = (f"edge_variator.tokenizer.Tokenizer({kind}/, max_length) on each text: the "
+                           "padded ids and mask and the truncation flag; errors: texts it refuses. "
+                           "Written by scripts/tokenizer_vectors.py with tokenizers "
+                           f"{tokenizers.__version__}.")
             write_cases(staging / f"{kind}.json", description, vectors)
             print(f"{kind}: {len(vectors['cases'])} cases, {len(vectors['errors'])} refusals")
         if OUT.exists():

@@ -233,10 +233,10 @@ def remeasure_teacher(task: str) -> dict:
     plugins = RUNS / task / "teacher" / "plugins"
     unfinished = [f"k{ratio}" for ratio in RATIOS if not (plugins / f"k{ratio}" / "metrics.json").is_file()]
     if unfinished:
-        raise SystemExit(f"{task}: the teacher's plugin sets {', '.join(unfinished)} are not finished in {plugins}")
+        raise SystemExit(f"{task}: the teacher's plugin sets {', '.join(unfinished)} are not finished "
+                         f"in {plugins}")
     recipe, data = RECIPES[task], load_benchmark(task)
-    scores = evaluate_ratios(teacher_dir(task), RUNS / task / "teacher" / "plugins", data, "test", list(RATIOS),
-                             recipe.max_length)
+    scores = evaluate_ratios(teacher_dir(task), plugins, data, "test", list(RATIOS), recipe.max_length)
     for folder in (SHIPPED / task, RUNS / task):
         if (folder / "measured.json").is_file():
             measured = json.loads((folder / "measured.json").read_text())
@@ -355,8 +355,8 @@ def main() -> None:
     parser.add_argument("--recalibrate", action="store_true",
                         help="only calibrate each finished quarter model's exits again (models/ and runs/)")
     parser.add_argument("--remeasure-teacher", action="store_true",
-                        help="only score the teacher's plugin sets in runs/ on test again, into measured.json "
-                             "(after --stop-after teacher-plugins retrained them)")
+                        help="only score the teacher's plugin sets in runs/ on test again, into "
+                             "measured.json (after --stop-after teacher-plugins retrained them)")
     parser.add_argument("--stop-after", choices=STAGES, default="measure",
                         help="train up to this stage only; a later run continues from there")
     parser.add_argument("--max-train", type=int, help="a seeded subset of each training split (a smoke run)")
