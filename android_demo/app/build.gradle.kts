@@ -23,6 +23,8 @@ android {
         targetCompatibility = JavaVersion.VERSION_17
     }
 
+    // standins/ (signature stand-ins for policy/run_tests.sh's compile on Linux) is in no source set.
+
     // A bundle shipped in assets/bundle is copied to internal storage; .pte stays uncompressed in the APK.
     androidResources { noCompress.add("pte") }
 }

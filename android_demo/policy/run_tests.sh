@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Compile the pure-Kotlin policy module and its JUnit 5 tests with plain kotlinc (no Gradle, no
 # Android SDK) and run them against tests/vectors/*.json, the tokenizer vectors in tests/vectors/tokenizers/
-# (each kind's count printed, e.g. "bpe: 375/375") and the shipped bundle's manifest.
+# (each kind's count printed, e.g. "bpe: 375/375") and the shipped bundle's manifest. Then compile the
+# app (android_demo/app) and the library's ExecuTorch file against signature stand-ins of the Android
+# SDK and executorch-android (android_demo/app/standins): "android app: N sources compile against the
+# stand-ins", or the run fails.
 #
 #   bash android_demo/policy/run_tests.sh        # from any folder; ends "kotlin policy tests: N passed, N failed"
 #
@@ -45,6 +48,25 @@ junit_api="$java_lib/junit-jupiter-api.jar:$java_lib/opentest4j.jar:$java_lib/ap
     -d "$build/classes" "$here/src/main/kotlin" "$here/src/test/kotlin"
 echo "compile: $(seconds_since "$compile_began") s"
 
+# The app and src/executorch/kotlin on the classes above, against stand-ins (Java for the SDK, as
+# android.jar is, so Kotlin sees the same getters-as-properties and nullability; Kotlin for
+# executorch-android 1.4.0) that no Gradle source set holds: kotlinc reads the .java files as
+# declarations only. Nothing of the app runs here; a change that stops it compiling fails the run.
+app="$(cd "$here/../app" && pwd)"
+app_sources=("$app/src/main/kotlin" "$here/src/executorch/kotlin")
+app_count=$(find "${app_sources[@]}" -name '*.kt' | wc -l)
+app_began=$(now)
+set +e
+"$compiler/bin/kotlinc" -jvm-target 17 -nowarn -no-reflect -classpath "$build/classes" \
+    -d "$build/app-classes" "${app_sources[@]}" "$app/standins"
+app_status=$?
+set -e
+if [[ $app_status == 0 ]]; then
+    echo "android app: $app_count sources compile against the stand-ins ($(seconds_since "$app_began") s)"
+else
+    echo "android app: $app_count sources do NOT compile against the stand-ins (kotlinc's errors above)"
+fi
+
 tests_began=$(now)
 classpath="$build/classes:$compiler/lib/kotlin-stdlib.jar"
 set +e
@@ -63,6 +85,6 @@ if [[ -z "$passed" || -z "$failed" ]]; then
     exit 1
 fi
 echo "kotlin policy tests: $passed passed, $failed failed"
-if [[ "$failed" != 0 || "$passed" == 0 || "$launcher_status" != 0 ]]; then
+if [[ "$failed" != 0 || "$passed" == 0 || "$launcher_status" != 0 || "$app_status" != 0 ]]; then
     exit 1
 fi

@@ -2,14 +2,16 @@ package ai.edgevariator.policy
 
 import org.pytorch.executorch.DType
 import org.pytorch.executorch.EValue
+import org.pytorch.executorch.ExecutorchRuntimeException
 import org.pytorch.executorch.Module
 import org.pytorch.executorch.Tensor
 import java.io.File
 
 /*
  * The one file of the library that needs org.pytorch:executorch-android. Gradle adds this folder
- * to the Android library's main source set; run_tests.sh's kotlinc compile leaves it out (no AAR,
- * no Android SDK there), so keep everything testable in Runner.kt and this file thin.
+ * to the Android library's main source set; run_tests.sh compiles it with the app against
+ * stand-ins of the AAR's API (app/standins) but cannot run it, so keep everything testable in
+ * Runner.kt and this file thin.
  */
 
 /**
@@ -24,14 +26,15 @@ class ExecuTorchMethods private constructor(private val module: Module, private 
     }
 
     override fun load(name: String) {
-        // The Java Module of executorch-android returns the runtime's error code; the Kotlin one throws.
-        val status: Any = try {
-            module.loadMethod(name)
-        } catch (error: RuntimeException) {
-            throw MethodException(name, "ExecuTorch cannot load $name of $program: ${error.message}", error)
-        }
-        if (status is Int && status != 0) {
-            throw MethodException(name, "ExecuTorch cannot load $name of $program: ${executorchErrorName(status)}")
+        try {
+            module.loadMethod(name)  // 1.4.0 returns nothing: a nonzero error code comes as this exception
+        } catch (error: ExecutorchRuntimeException) {
+            val code = error.errorCode
+            throw MethodException(
+                name,
+                "ExecuTorch cannot load method $name of $program: ${executorchErrorName(code)} (error code 0x${code.toString(16)})",
+                error,
+            )
         }
     }
 

@@ -58,21 +58,26 @@ interface Methods : Closeable {
     override fun close() {}
 }
 
-/** An ExecuTorch runtime error code (runtime/core/error.h) by name, for messages. */
+/** An ExecuTorch runtime error code (runtime/core/error.h, as of v1.4.0) by name, for messages. */
 fun executorchErrorName(code: Int): String = when (code) {
     0x00 -> "Ok"
     0x01 -> "Internal"
     0x02 -> "InvalidState"
     0x03 -> "EndOfMethod"
+    0x04 -> "AlreadyLoaded"
     0x10 -> "NotSupported"
     0x11 -> "NotImplemented"
     0x12 -> "InvalidArgument"
     0x13 -> "InvalidType"
     0x14 -> "OperatorMissing"
+    0x15 -> "RegistrationExceedingMaxKernels"
+    0x16 -> "RegistrationAlreadyRegistered"
     0x20 -> "NotFound"
     0x21 -> "MemoryAllocationFailed"
     0x22 -> "AccessFailed"
     0x23 -> "InvalidProgram"
+    0x24 -> "InvalidExternalData"
+    0x25 -> "OutOfResources"
     0x30 -> "DelegateInvalidCompatibility"
     0x31 -> "DelegateMemoryAllocationFailed"
     0x32 -> "DelegateInvalidHandle"
