@@ -418,11 +418,7 @@ def plugin_distillation_loss(model: TaskModel | MultiExitModel, ratio: int, batc
         if config.kl_weight:
             with torch.no_grad():
                 targets = _all_logits(model, teacher, batch.attention_mask)
-            t = config.temperature
-            kl = torch.nn.functional.kl_div(torch.log_softmax(logits.flatten(0, 1) / t, -1),
-                                            torch.log_softmax(targets.flatten(0, 1) / t, -1),
-                                            log_target=True, reduction="batchmean")
-            loss = loss + config.kl_weight * t * t * kl
+            loss = loss + config.kl_weight * soft_distillation_loss(logits, targets, config.temperature)
     return loss
 
 
@@ -704,18 +700,23 @@ class SlenderConfig(ExitTrainConfig):
     epochs: int = 2  # ... then prediction distillation, exit i from the assistant's exit i
 
 
+def soft_distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL from the teacher's logits to the student's at `temperature`, scaled by T^2 (the soft
+    cross-entropy's gradient, but 0 when matched), summed over labels, averaged over the rest."""
+    t = temperature
+    return torch.nn.functional.kl_div(torch.log_softmax(student / t, -1), torch.log_softmax(teacher / t, -1),
+                                      reduction="none", log_target=True).sum(-1).mean() * t * t
+
+
 def exit_distillation_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor,
                            config: ExitTrainConfig) -> torch.Tensor:
-    """Mean over exits of the soft loss (KL to the teacher at temperature T, scaled by T^2: the
-    soft cross-entropy's gradient, but 0 when matched, so its curve shows progress) + hard CE.
+    """Mean over exits of the soft loss (soft_distillation_loss: 0 when matched, so its curve shows
+    progress) + hard CE.
 
     `student` is (exits, batch, labels); `teacher` is (batch, labels) — the fine-tuned teacher,
     one target for every exit — or (exits, batch, labels), exit i learning from exit i.
     """
-    t = config.temperature
-    teacher = teacher.expand_as(student)
-    soft = torch.nn.functional.kl_div(torch.log_softmax(student / t, -1), torch.log_softmax(teacher / t, -1),
-                                      reduction="none", log_target=True).sum(-1).mean() * t * t
+    soft = soft_distillation_loss(student, teacher.expand_as(student), config.temperature)
     hard = torch.nn.functional.cross_entropy(student.flatten(0, 1), labels.repeat(student.shape[0]))
     return config.soft_weight * soft + (1 - config.soft_weight) * hard
 

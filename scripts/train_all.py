@@ -209,9 +209,8 @@ def train(task: str, device: str, max_train: int | None = None, stop_after: str 
 def measure(task: str) -> dict:
     """Test accuracy of the teacher at every ratio, of every exit of the assistant and the quarter
     model, and the quarter model's calibrated early exit at every ratio (thresholds from dev)."""
-    recipe, data, root = RECIPES[task], load_benchmark(task), RUNS / task
-    teacher = evaluate_ratios(teacher_dir(task), root / "teacher" / "plugins", data, "test", list(RATIOS),
-                              recipe.max_length)
+    data, root = load_benchmark(task), RUNS / task
+    teacher = teacher_scores(task, data)
     assistant = load_multi_exit(root / "assistant")
     quarter = load_multi_exit(root / "quarter")
     return {"task": task, "test_examples": len(data.test), "teacher": teacher,
@@ -227,6 +226,12 @@ def calibrated_exits(quarter: Path, data) -> dict:
                                              quarter / "plugins")["thresholds"] for ratio in (1, *RATIOS)}
 
 
+def teacher_scores(task: str, data) -> list[dict]:
+    """Test accuracy of the teacher at k = 1 and with each of its plugin sets in runs/."""
+    return evaluate_ratios(teacher_dir(task), RUNS / task / "teacher" / "plugins", data, "test",
+                           list(RATIOS), RECIPES[task].max_length)
+
+
 def remeasure_teacher(task: str) -> dict:
     """Score the teacher's plugin sets in runs/ on test again (after they were retrained with another
     recipe) into measured.json, shipped and in runs/, without touching the rest."""
@@ -235,8 +240,7 @@ def remeasure_teacher(task: str) -> dict:
     if unfinished:
         raise SystemExit(f"{task}: the teacher's plugin sets {', '.join(unfinished)} are not finished "
                          f"in {plugins}")
-    recipe, data = RECIPES[task], load_benchmark(task)
-    scores = evaluate_ratios(teacher_dir(task), plugins, data, "test", list(RATIOS), recipe.max_length)
+    scores = teacher_scores(task, load_benchmark(task))
     for folder in (SHIPPED / task, RUNS / task):
         if (folder / "measured.json").is_file():
             measured = json.loads((folder / "measured.json").read_text())
