@@ -48,7 +48,6 @@ from edge_variator.defaults import (
     cached_export,
     default_bundle,
     default_checkpoint,
-    weights_key,
 )
 from edge_variator.exits import is_multi_exit
 from edge_variator.export.bundle import load_model as load_for_export
@@ -113,15 +112,14 @@ def task_models(task: str, runs: Path, shipped: Path = SHIPPED_MODELS) -> TaskMo
 
 def bundle_of(models: TaskModels, kind: str, max_length: int, quantize: str = "none",
               data: datasets.TaskData | None = None) -> Path:
-    """Our ("ours") or the uncompressed ("uncompressed", k = 1 only) export, cached by weights,
-    length and quantization."""
+    """Our ("ours") or the uncompressed ("uncompressed", k = 1 only) export, cached by its export
+    inputs (defaults.cached_export)."""
     checkpoint, plugins, ratios = ((models.ours, models.plugins, None) if kind == "ours"
                                    else (models.uncompressed, None, [1]))
-    name = (f"{models.task}-{kind}-{checkpoint.name}-{max_length}-{quantize}-"
-            f"{weights_key(checkpoint, plugins)}")
     texts = [e.text for e in data.train[:CALIBRATION_TEXTS]] if quantize == "int8" else []
-    return cached_export(bundle_cache() / name, checkpoint, plugins, ratios, max_length=max_length,
-                         quantize=quantize, calibration_texts=texts)[0]
+    return cached_export(bundle_cache(), f"{models.task}-{kind}-{checkpoint.name}", checkpoint, plugins,
+                         ratios,
+                         max_length=max_length, quantize=quantize, calibration_texts=texts)[0]
 
 
 def onnx_sessions(model: torch.nn.Module, max_length: int, folder: Path) -> dict:

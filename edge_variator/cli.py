@@ -167,7 +167,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     thermal = thermal_from_android(args.android_thermal) if args.android_thermal is not None else args.thermal
     state = DeviceState(battery=args.battery, charging=args.charging, low_power=args.low_power,
                         thermal=thermal, budget_ms=args.budget_ms)
-    batch = BatchRun(args.bundle, state)
+    batch = BatchRun(args.bundle, state, args.policy)
     for index, result, ms in batch.run(run_texts(args)):
         if args.format == "jsonl":
             print(json.dumps(batch.record(index, result, ms, args.steps)), flush=True)
@@ -189,8 +189,10 @@ def cmd_profile(args: argparse.Namespace) -> None:
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
     budgets = dict(args.budget)
-    table, length = profiling.calibrate_bundle(args.bundle, args.profile, budgets, args.length)
+    table, length, path = profiling.calibrate_bundle(args.bundle, args.profile, budgets, args.length,
+                                                     args.runtime)
     print(profiling.format_policy(args.bundle, table, length, budgets))
+    print(f"calibrated policy: {path} (edge-variator run --policy {path})")
 
 
 def budget(item: str) -> tuple[str, float]:
@@ -346,7 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--thermal", default="nominal", help="nominal, fair, serious or critical")
     run.add_argument("--android-thermal", type=int,
                      help="Android THERMAL_STATUS_* (0-6) instead of --thermal")
-    run.add_argument("--budget-ms", type=float, help="latency budget (uses the bundle's latency profile)")
+    run.add_argument("--policy",
+                     help="a calibrated policy (edge-variator calibrate) instead of the manifest's table")
+    run.add_argument("--budget-ms", type=float,
+                     help="latency budget (checked against the latency in --policy, from a device profile)")
     run.add_argument("--steps", action="store_true", help="print each method's wall time")
 
     profile = command(commands, "profile", cmd_profile,
@@ -357,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--warmup", type=int, default=3)
     profile.add_argument("--import", dest="import_profile", help="a profile measured elsewhere (a phone)")
     profile.add_argument("--out", help="also write the profile to this JSON file")
-    profile.add_argument("--no-store", action="store_true", help="leave the bundle's manifest as it is")
+    profile.add_argument("--no-store", action="store_true",
+                         help="do not write it into the bundle's profiles/<runtime>/<device>.json")
     profile.add_argument("--plots", help="folder for the PNG plots (default: runs/profile/<bundle>)")
     profile.add_argument("--pareto-task", help="a benchmark: accuracy vs latency over ratios x thresholds")
     profile.add_argument("--pareto-split", default="dev", choices=["dev", "test"])
@@ -370,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="a profile JSON (edge-variator profile --out, or a phone)")
     calibrate.add_argument("--budget", nargs="+", default=[], metavar="RULE=MS", type=budget,
                            help="latency budget per policy rule, e.g. fair=40 serious=20 critical=10")
+    calibrate.add_argument("--runtime", choices=profiling.RUNTIMES, default="executorch",
+                           help="the program the profile timed and the policy is for")
     calibrate.add_argument("--length", type=int,
                            help="tokens the budgets hold for (default: the longest profiled)")
 

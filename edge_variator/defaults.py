@@ -1,16 +1,14 @@
 """What ships inside the install (the mr adapter, its plugins, the slender model, their exported
-bundle) and the bundle cache: a bundle is reused while it was exported from the same weights."""
+bundle) and the bundle cache: a bundle is reused while it was exported from the same inputs."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge_variator.files import atomic_directory, file_sha256
+from edge_variator.files import atomic_directory
 from edge_variator.runtime.bundle import BundleError, load_manifest
 from edge_variator.runtime.policy import DeviceState
 
@@ -42,61 +40,55 @@ def default_checkpoint() -> tuple[Path, Path]:
     return SHIPPED_ADAPTER, SHIPPED_PLUGINS
 
 
-def weights_key(checkpoint: Path, plugins: Path | None) -> str:
-    """12 hex digits of a hash of a checkpoint and its plugin sets: a bundle named with it was exported
-    from exactly these weights."""
-    from edge_variator.task import checkpoint_sha256
+def export_key(checkpoint: Path, plugins: Path | None, ratios: list[int] | None = None,
+               max_length: int | None = None, quantize: str = "none",
+               calibration_texts: Sequence[str] = ()) -> str:
+    """The export_key (export/bundle.py: export_inputs) of an ExecuTorch bundle of these inputs."""
+    from edge_variator.export.bundle import export_inputs, load_model
 
-    key = hashlib.sha256(checkpoint_sha256(checkpoint).encode())
-    for path in sorted(Path(plugins).rglob("*.safetensors")) if plugins else []:
-        key.update(file_sha256(path).encode())
-    return key.hexdigest()[:12]
+    model, tokenizer, source = load_model(checkpoint, plugins, ratios, max_length)
+    return export_inputs(model, tokenizer, source, quantize=quantize,
+                         calibration_texts=calibration_texts)["export_key"]
 
 
 def default_bundle_name() -> str:
-    """`<checkpoint>-<weights_key>` of the default checkpoint and its plugin sets."""
+    """`<checkpoint>-<export_key>` of the default checkpoint and its plugin sets."""
     checkpoint, plugins = default_checkpoint()
-    return f"{checkpoint.name}-{weights_key(checkpoint, plugins)}"
+    return f"{checkpoint.name}-{export_key(checkpoint, plugins)[:12]}"
 
 
-def exit_thresholds(checkpoint: Path) -> dict[str, float]:
-    """The calibrated thresholds a bundle of `checkpoint` carries ({} for a task model)."""
-    path = Path(checkpoint) / "exits.json"
-    return json.loads(path.read_text()).get("thresholds", {}) if path.is_file() else {}
-
-
-def exported_from(bundle: Path, checkpoint: Path) -> bool:
-    """Whether `bundle` is whole and was exported from these weights with these exit thresholds
-    (a checkpoint calibrated again since is another bundle)."""
-    from edge_variator.task import checkpoint_sha256
-
+def exported_as(bundle: Path, key: str) -> bool:
+    """Whether `bundle` is whole and was exported from exactly the inputs `key` stands for."""
     try:
-        manifest = load_manifest(bundle, expected_sha256=checkpoint_sha256(checkpoint))
+        return load_manifest(bundle)["inputs"]["export_key"] == key
     except BundleError:
         return False  # absent, stale or damaged
-    return manifest["exits"]["thresholds"] == exit_thresholds(checkpoint)
 
 
-def cached_export(out: Path, checkpoint: Path, plugins: Path | None, ratios: list[int] | None = None,
-                  rebuild: bool = False, shipped: Path | None = None, max_length: int | None = None,
-                  quantize: str = "none", calibration_texts: Sequence[str] = ()) -> tuple[Path, str]:
-    """The bundle of `checkpoint` (+ plugins) at `out`: reused when it is there and was exported from
-    these weights with these exit thresholds, else copied from `shipped` when that one was (into
-    `out`, because `profile` writes into the manifest), else exported (at `max_length` if given,
-    int8 from `calibration_texts` if `quantize` says so). `out`'s name must tell apart what the
-    weights do not (ratios, length, quantization). Returns the folder and "cached", "shipped" or
-    "exported"."""
-    from edge_variator.export.bundle import load_model, write_bundle
+def cached_export(cache: Path, prefix: str, checkpoint: Path, plugins: Path | None,
+                  ratios: list[int] | None = None, rebuild: bool = False, shipped: Path | None = None,
+                  max_length: int | None = None, quantize: str = "none",
+                  calibration_texts: Sequence[str] = ()) -> tuple[Path, str]:
+    """The bundle of `checkpoint` (+ plugins) in `cache`, named `<prefix>-<export_key>`: so another
+    input (weights, plugins, thresholds, ratios, length, quantization) is another bundle. Reused when
+    it is there and whole, else copied from the folder `shipped` when that holds it (into the cache:
+    profiles are written into a bundle's profiles/, and an install may be read-only), else exported
+    (at `max_length` if given, int8 from `calibration_texts` if `quantize` says so). Returns the
+    folder and "cached", "shipped" or "exported"."""
+    from edge_variator.export.bundle import export_inputs, load_model, write_bundle
 
+    model, tokenizer, source = load_model(checkpoint, plugins, ratios, max_length)
+    key = export_inputs(model, tokenizer, source, quantize=quantize,
+                        calibration_texts=calibration_texts)["export_key"]
+    out = Path(cache) / f"{prefix}-{key[:12]}"
     if not rebuild:
-        for origin, candidate in (("cached", out), ("shipped", shipped)):
-            if candidate is None or not exported_from(candidate, checkpoint):
+        for origin, candidate in (("cached", out), ("shipped", shipped and Path(shipped) / out.name)):
+            if candidate is None or not exported_as(candidate, key):
                 continue
             if candidate != out:
                 with atomic_directory(out) as tmp:
                     shutil.copytree(candidate, tmp, dirs_exist_ok=True)
             return out, origin
-    model, tokenizer, source = load_model(checkpoint, plugins, ratios, max_length)
     write_bundle(model, tokenizer, source, out, quantize=quantize, calibration_texts=calibration_texts)
     return out, "exported"
 
@@ -106,9 +98,8 @@ def default_bundle(rebuild: bool = False) -> tuple[Path, str]:
     install (exporting 31 methods takes about 8 minutes on 2 cores), else exported from the shipped
     weights (cached_export)."""
     checkpoint, plugins = default_checkpoint()
-    name = default_bundle_name()
-    return cached_export(bundle_cache() / name, checkpoint, plugins, rebuild=rebuild,
-                         shipped=SHIPPED_BUNDLES / name)
+    return cached_export(bundle_cache(), checkpoint.name, checkpoint, plugins, rebuild=rebuild,
+                         shipped=SHIPPED_BUNDLES)
 
 
 def demo_states() -> list[tuple[str, DeviceState]]:

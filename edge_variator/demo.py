@@ -18,7 +18,7 @@ from edge_variator.profile import (
     plot_depth,
     plot_pareto,
     run_summary,
-    store_in_bundle,
+    save_profile,
 )
 from edge_variator.runtime.bundle import load_manifest
 from edge_variator.runtime.runner import BundleRunner
@@ -38,7 +38,7 @@ def run_demo(rebuild: bool = False, lengths: Sequence[int] = (16, 32, 64), repea
         f"{sorted(map(int, manifest['ratios']))}, {len(manifest['exits']['after_layers'])} exits, "
         f"model.pte {manifest['files']['executorch']['bytes'] / 1e6:.1f} MB")
     profile = measure(bundle, lengths, repeats=repeats)
-    manifest = store_in_bundle(bundle, profile, manifest["policy"])
+    save_profile(bundle, profile)
     say(format_profile(profile, manifest))
     rows = task.test[:limit or None]
     texts, labels = [e.text for e in rows], [e.label for e in rows]

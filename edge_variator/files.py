@@ -21,6 +21,15 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def folder_digest(folder: str | Path) -> str:
+    """sha256 of `<sha256>  <path>` lines, one per file under `folder` in path order (what `sha256sum`
+    prints, sorted): one hash for a folder of files, such as a Core ML package or a plugin set."""
+    folder = Path(folder)
+    files = sorted((f.relative_to(folder).as_posix(), f) for f in folder.rglob("*") if f.is_file())
+    lines = "".join(f"{file_sha256(path)}  {name}\n" for name, path in files)
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
 def write_bytes(path: str | Path, content: bytes) -> None:
     """Write to a temp file beside `path`, then rename it into place."""
     path = Path(path)

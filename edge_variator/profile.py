@@ -1,13 +1,17 @@
 """Latency of a bundle's methods on a device: measure, store, import, plot.
 
 A profile is one JSON format whoever measured it (this host through `executorch.runtime`, or the
-Android and iOS demos on a phone):
+Android and iOS demos on a phone), a device fact kept apart from the exported manifest, in the
+bundle's profiles/<runtime>/<device>.json (docs/BUNDLE.md):
 
-    {"format": "edge-variator-latency-profile", "version": 1,
-     "device": "Pixel 8 (Tensor G3)", "runtime": "executorch 1.4.0 (xnnpack)",
-     "pte_sha256": "...",                                  # the model.pte that was timed
+    {"format": "edge-variator-latency-profile", "version": 2,
+     "runtime": "executorch", "runtime_version": "executorch 1.4.0 (xnnpack)",
+     "device": "Pixel 8 (Tensor G3)",
+     "program_sha256": "...",                              # files.<runtime>.sha256 of what was timed
      "warmup": 3, "repeats": 20,
      "methods": {"layer_0_k4": {"64": {"median_ms": 1.9, "p90_ms": 2.2}, ...}, ...}}
+
+The policy calibrated from a profile is its own file beside it (<device>.policy.json).
 
 From it come the latency of a whole run at each ratio and depth (`depth_latency`), the
 `latency_ms` the policy's budget uses, and two plots: latency against depth per ratio, and the
@@ -19,19 +23,23 @@ from __future__ import annotations
 import io
 import json
 import platform
+import re
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
+from importlib.metadata import version
 from pathlib import Path
 
 import jsonschema
 import torch
 
 from edge_variator.files import write_bytes, write_json
-from edge_variator.runtime.bundle import SCHEMA_PATH, load_manifest, open_program, validate
+from edge_variator.runtime.bundle import PROFILES, SCHEMA_PATH, load_manifest, open_program
 from edge_variator.timing import interleaved_ms, spread
 
 FORMAT = "edge-variator-latency-profile"
+POLICY_FORMAT = "edge-variator-calibrated-policy"
+RUNTIMES = ("executorch", "coreml")
 
 
 class ProfileError(ValueError):
@@ -71,39 +79,94 @@ def measure(bundle_dir: str | Path, lengths: Sequence[int], repeats: int = 20, w
         for name, values in interleaved_ms(calls, repeats, warmup).items():
             summary = spread(values)
             timings[name][str(length)] = {"median_ms": summary["median_ms"], "p90_ms": summary["p90_ms"]}
-    return {"format": FORMAT, "version": 1, "device": f"{platform.node()} ({platform.machine()}, "
-            f"{torch.get_num_threads()} threads)", "runtime": "executorch.runtime (Python, XNNPACK)",
-            "pte_sha256": manifest["files"]["executorch"]["sha256"], "warmup": warmup, "repeats": repeats,
+    return {"format": FORMAT, "version": 2, "runtime": "executorch",
+            "runtime_version": f"executorch {version('executorch')} (Python, XNNPACK)",
+            "device": f"{platform.node()} ({platform.machine()}, {torch.get_num_threads()} threads)",
+            "program_sha256": manifest["files"]["executorch"]["sha256"], "warmup": warmup, "repeats": repeats,
             "methods": timings}
 
 
-def check_profile(profile: Mapping, manifest: Mapping | None = None) -> None:
-    """Raise ProfileError unless `profile` follows the format (the manifest schema's latency_profile)
-    and, given a manifest, covers that bundle's methods and was measured on its model.pte."""
+def _follows(document: object, definition: str, what: str) -> None:
     schema = json.loads(SCHEMA_PATH.read_text())
     try:
-        jsonschema.validate(profile, {"$defs": schema["$defs"], "$ref": "#/$defs/latency_profile"})
+        jsonschema.validate(document, {"$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"})
     except jsonschema.ValidationError as error:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise ProfileError(f"not a latency profile ({FORMAT} 1) at {where}: {error.message}") from None
-    methods = profile["methods"]
+        raise ProfileError(f"not {what} at {where}: {error.message}") from None
+
+
+def check_program(document: Mapping, manifest: Mapping, runtime: str, what: str) -> None:
+    """Raise ProfileError unless `document` was made on this bundle's `runtime` program."""
+    if document["runtime"] != runtime:
+        raise ProfileError(f"the {what} is for the bundle's {document['runtime']} program, "
+                           f"not its {runtime} one")
+    program = manifest["files"].get(runtime)
+    if program is None:
+        raise ProfileError(f"the bundle has no {runtime} program")
+    if document["program_sha256"] != program["sha256"]:
+        raise ProfileError(f"the {what} was made on another {program['path']} (program_sha256 differs); "
+                           "profile this bundle")
+
+
+def check_profile(profile: Mapping, manifest: Mapping | None = None, runtime: str = "executorch") -> None:
+    """Raise ProfileError unless `profile` follows the format (the manifest schema's latency_profile)
+    and, given a manifest, covers that bundle's methods and timed its `runtime` program."""
+    _follows(profile, "latency_profile", f"a latency profile ({FORMAT} 2)")
     if manifest is not None:
-        missing = sorted(set(manifest["methods"]) - set(methods))
+        check_program(profile, manifest, runtime, "latency profile")
+        missing = sorted(set(manifest["methods"]) - set(profile["methods"]))
         if missing:
             raise ProfileError(f"the profile lacks methods this bundle has: {missing[:5]}")
-        if profile.get("pte_sha256") not in (None, manifest["files"]["executorch"]["sha256"]):
-            raise ProfileError("the profile was measured on another model.pte (pte_sha256 differs); "
-                               "profile this bundle")
 
 
-def load_profile(path: str | Path, manifest: Mapping | None = None) -> dict:
-    """A profile file (from `measure` or from a phone), checked."""
+def read_json(path: str | Path, what: str) -> dict:
     try:
-        profile = json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as error:
-        raise ProfileError(f"cannot read the latency profile {path}: {error}") from None
-    check_profile(profile, manifest)
+        raise ProfileError(f"cannot read the {what} {path}: {error}") from None
+
+
+def load_profile(path: str | Path, manifest: Mapping | None = None, runtime: str = "executorch") -> dict:
+    """A profile file (from `measure` or from a phone), checked."""
+    profile = read_json(path, "latency profile")
+    check_profile(profile, manifest, runtime)
     return profile
+
+
+def device_slug(device: str) -> str:
+    """A device name as a file name: lower case, every run of other characters than a-z0-9 one '-'."""
+    slug = re.sub(r"[^a-z0-9]+", "-", device.lower()).strip("-")
+    return slug or "device"
+
+
+def profile_path(bundle_dir: str | Path, runtime: str, device: str) -> Path:
+    """Where a bundle keeps the profile of `runtime` on `device`; its calibrated policy is beside it."""
+    return Path(bundle_dir) / PROFILES / runtime / f"{device_slug(device)}.json"
+
+
+def save_profile(bundle_dir: str | Path, profile: Mapping) -> Path:
+    """Write a checked profile into the bundle's profiles/ (the manifest is left as exported)."""
+    check_profile(profile, load_manifest(bundle_dir, check_program=False), profile["runtime"])
+    path = profile_path(bundle_dir, profile["runtime"], profile["device"])
+    write_json(path, profile)
+    return path
+
+
+def check_calibrated_policy(document: Mapping, manifest: Mapping, runtime: str = "executorch") -> None:
+    """Raise ProfileError (or PolicyError) unless `document` is a calibrated policy of this bundle's
+    `runtime` program that its ratios and thresholds can carry out."""
+    from edge_variator.runtime.policy import check_policy
+
+    _follows(document, "calibrated_policy", f"a calibrated policy ({POLICY_FORMAT} 1)")
+    check_program(document, manifest, runtime, "calibrated policy")
+    check_policy(document["policy"], [int(k) for k in manifest["ratios"]], manifest["exits"]["thresholds"])
+
+
+def load_calibrated_policy(path: str | Path, manifest: Mapping, runtime: str = "executorch") -> dict:
+    """The table of a calibrated policy file, checked against the bundle."""
+    document = read_json(path, "calibrated policy")
+    check_calibrated_policy(document, manifest, runtime)
+    return document["policy"]
 
 
 def profiled_lengths(profile: Mapping) -> list[int]:
@@ -131,19 +194,6 @@ def depth_latency(profile: Mapping, manifest: Mapping, ratio: int, length: int) 
 def ratio_latency(profile: Mapping, manifest: Mapping, length: int) -> dict[str, float]:
     """Every layer at each ratio: what the policy's latency budget is checked against."""
     return {k: round(depth_latency(profile, manifest, int(k), length)[-1], 3) for k in manifest["ratios"]}
-
-
-def store_in_bundle(bundle_dir: str | Path, profile: Mapping, policy: Mapping | None = None) -> dict:
-    """Write the profile (and a policy table) into the bundle's manifest, atomically."""
-    bundle_dir = Path(bundle_dir)
-    manifest = load_manifest(bundle_dir, check_program=False)
-    check_profile(profile, manifest)
-    manifest["latency_profile"] = dict(profile)
-    if policy is not None:
-        manifest["policy"] = dict(policy)
-    validate(manifest)
-    write_json(bundle_dir / "manifest.json", manifest)
-    return manifest
 
 
 def plot_depth(profile: Mapping, manifest: Mapping, length: int, out: str | Path) -> Path:
@@ -227,22 +277,27 @@ def pareto_rows(runner, texts: Sequence[str], labels: Sequence[int], ratios: Seq
             for ratio in ratios for name, threshold in thresholds.items()]
 
 
-def calibrate_bundle(bundle_dir: str | Path, profile_path: str | Path, budgets: Mapping[str, float],
-                     length: int | None = None) -> tuple[dict, int]:
+def calibrate_bundle(bundle_dir: str | Path, profile_file: str | Path, budgets: Mapping[str, float],
+                     length: int | None = None, runtime: str = "executorch") -> tuple[dict, int, Path]:
     """The bundle's policy with each budgeted rule's ratio the largest-accuracy one that fits its
-    budget at `length` tokens (default: the longest profiled), stored in the bundle with the profile.
-    Returns the table and the length."""
-    from edge_variator.runtime.policy import Policy, calibrate, default_policy
+    budget at `length` tokens (default: the longest profiled) on the profiled device, written as its
+    own file into the bundle's profiles/, beside the profile, atomically. A profile of another
+    runtime or program is refused. Returns the table, the length and the file."""
+    from edge_variator.runtime.policy import Policy, calibrate
 
     manifest = load_manifest(bundle_dir)
-    profile = load_profile(profile_path, manifest)
+    profile = load_profile(profile_file, manifest, runtime)
     length = length or max(profiled_lengths(profile))
     ratios = sorted(int(k) for k in manifest["ratios"])
-    table = manifest["policy"] or default_policy(ratios, manifest["exits"]["thresholds"])
-    table = calibrate(table, ratio_latency(profile, manifest, length), budgets)
+    table = calibrate(manifest["policy"], ratio_latency(profile, manifest, length), budgets)
     Policy(table, ratios, manifest["exits"]["thresholds"])  # refuses a table the bundle cannot carry out
-    store_in_bundle(bundle_dir, profile, table)
-    return table, length
+    document = {"format": POLICY_FORMAT, "version": 1, "runtime": runtime, "device": profile["device"],
+                "program_sha256": profile["program_sha256"], "length": length,
+                "budgets": {name: float(ms) for name, ms in budgets.items()}, "policy": table}
+    check_calibrated_policy(document, manifest, runtime)
+    out = profile_path(bundle_dir, runtime, profile["device"]).with_suffix(".policy.json")
+    write_json(out, document)
+    return table, length, out
 
 
 def format_profile(profile: Mapping, manifest: Mapping) -> str:
@@ -288,7 +343,7 @@ def profile_bundle(bundle_dir: str | Path, lengths: Sequence[int], repeats: int 
                    plots: str | Path | None = None, pareto_task: str | None = None, pareto_split: str = "dev",
                    pareto_limit: int | None = None, say: Callable[[str], None] = print) -> dict:
     """`edge-variator profile`: measure the bundle here (or read a profile `imported` from a phone),
-    print it, write it to `out`, store it in the manifest, plot latency against depth, and with
+    print it, write it to `out`, store it in the bundle's profiles/, plot latency against depth, and with
     `pareto_task` run that benchmark over every ratio x threshold. Returns the profile."""
     from edge_variator.data import load_benchmark
     from edge_variator.runtime.runner import BundleRunner
@@ -300,8 +355,7 @@ def profile_bundle(bundle_dir: str | Path, lengths: Sequence[int], repeats: int 
         write_json(out, profile)
         say(f"profile: {out}")
     if store:
-        manifest = store_in_bundle(bundle_dir, profile, manifest["policy"])
-        say(f"stored in {Path(bundle_dir) / 'manifest.json'}")
+        say(f"stored in {save_profile(bundle_dir, profile)}")
     plots = Path(plots or Path("runs") / "profile" / Path(bundle_dir).resolve().name)
     length = max(profiled_lengths(profile))
     say(f"plot: {plot_depth(profile, manifest, length, plots / 'latency_vs_depth.png')}")

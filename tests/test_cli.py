@@ -13,6 +13,7 @@ from conftest import tiny_model
 from edge_variator.cli import main
 from edge_variator.defaults import SHIPPED_ADAPTER, SHIPPED_PLUGINS
 from edge_variator.exits import save_thresholds
+from edge_variator.runtime.bundle import load_manifest
 
 
 def write_csv(path, rows):
@@ -168,12 +169,16 @@ def test_demo_exports_profiles_and_runs_four_device_states(tiny_shipped, tmp_pat
     assert "(shipped," in capsys.readouterr().out
     assert (shipped / "manifest.json").read_bytes() == manifest
     assert (tmp_path / "bundles" / shipped.name / "model.pte").is_file()
-    # calibrated again: the same weights with other thresholds are another bundle
-    cached = tmp_path / "bundles" / shipped.name
-    assert defaults.exported_from(cached, tiny_shipped)
+    profiles = list((tmp_path / "bundles" / name / "profiles" / "executorch").glob("*.json"))
+    assert len(profiles) == 1 and json.loads(profiles[0].read_text())["runtime"] == "executorch"
+    # calibrated again: the same weights with other thresholds are another bundle, with the new thresholds
     save_thresholds(tiny_shipped, {"drop_1": 0.5})
-    assert not defaults.exported_from(cached, tiny_shipped)
-    assert not defaults.exported_from(shipped, tiny_shipped)
+    assert defaults.default_bundle_name() != name
+    bundle, origin = defaults.default_bundle()
+    assert origin == "exported" and bundle.name == defaults.default_bundle_name()
+    manifest = load_manifest(bundle)
+    assert manifest["exits"]["thresholds"] == {"drop_1": 0.5}
+    assert {r["threshold"] for r in manifest["policy"]["rules"]} == {"drop_1"}
 
 
 @pytest.mark.slow
@@ -187,21 +192,17 @@ def test_demo_on_the_shipped_default_runs_the_mr_test_set(capsys, tmp_path):
 
 def test_the_default_bundle_ships_for_exactly_the_shipped_weights():
     """Retrained default weights need `python scripts/ship_bundle.py`, or the demo exports for 8 min."""
-    from edge_variator.defaults import (
-        SHIPPED_BUNDLES,
-        default_bundle_name,
-        default_checkpoint,
-        exit_thresholds,
-    )
-    from edge_variator.runtime.bundle import load_manifest
+    from edge_variator.defaults import SHIPPED_BUNDLES, default_bundle_name, default_checkpoint
+    from edge_variator.exits import load_multi_exit
     from edge_variator.task import checkpoint_sha256
 
     assert [p.name for p in SHIPPED_BUNDLES.iterdir()] == [default_bundle_name()]
     bundle = SHIPPED_BUNDLES / default_bundle_name()
     manifest = load_manifest(bundle, expected_sha256=checkpoint_sha256(default_checkpoint()[0]))
     assert sorted(map(int, manifest["ratios"])) == [1, 2, 4, 8]
-    assert manifest["exits"]["thresholds"] == exit_thresholds(default_checkpoint()[0])  # as calibrated
-    assert manifest["policy"] is None and manifest["latency_profile"] is None  # device facts come later
+    calibrated = load_multi_exit(default_checkpoint()[0])[2].thresholds
+    assert manifest["exits"]["thresholds"] == calibrated
+    assert not (bundle / "profiles").exists()  # device facts come later, beside the manifest
     assert sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file()) < 40_000_000
 
 
@@ -324,8 +325,6 @@ def test_slender_train_refuses_a_folder_that_is_no_checkpoint(tmp_path):
 
 
 def test_export_a_finetuned_checkpoint_to_a_bundle(tiny_bert_dir, tmp_path, capsys):
-    from edge_variator.runtime.bundle import load_manifest
-
     common = reviews_task(tmp_path)
     finetune_tiny(tiny_bert_dir, common, tmp_path / "ft")
     main(["export", str(tmp_path / "ft"), "--out", str(tmp_path / "bundle"), "--max-length", "32", *common])

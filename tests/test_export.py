@@ -11,10 +11,12 @@ import torch
 from conftest import SHA, TINY_CONFIG, tiny_model, tiny_source
 
 from edge_variator.encoder import additive_mask, default_model_dir
-from edge_variator.export.bundle import check_pieces_match, write_bundle
+from edge_variator.export.bundle import canonical_sha256, check_pieces_match, export_inputs, write_bundle
 from edge_variator.export.coreml import describe, weight_bytes
+from edge_variator.files import folder_digest
 from edge_variator.plugins import set_ratio
 from edge_variator.runtime.bundle import (
+    AlteredFileError,
     BackboneMismatchError,
     CorruptProgramError,
     ManifestError,
@@ -22,6 +24,7 @@ from edge_variator.runtime.bundle import (
     load_manifest,
     open_program,
 )
+from edge_variator.runtime.policy import default_policy
 from edge_variator.tokenizer import Tokenizer
 
 TEXTS = ["a short text", "a somewhat longer text that needs more than sixteen tokens to be written down"]
@@ -168,6 +171,67 @@ def test_truncated_or_altered_pte_is_refused(bundle_dir, tmp_path):
     (tmp_path / "garbage.pte").write_bytes(b"not a program" * 100)
     with pytest.raises(CorruptProgramError, match="not a loadable ExecuTorch program"):
         open_program(tmp_path / "garbage.pte")
+
+
+def test_the_manifest_holds_every_files_sha256_every_input_and_the_policy_table(bundle_dir):
+    manifest = load_manifest(bundle_dir)
+    files = sorted(f.relative_to(bundle_dir).as_posix() for f in bundle_dir.rglob("*") if f.is_file())
+    assert sorted(manifest["checksums"]) == [f for f in files if f != "manifest.json"]
+    expected = {"model.pte", "tokenizer/tokenizer.json", "model.mlpackage/Manifest.json"}
+    assert expected <= set(manifest["checksums"])
+    assert manifest["files"]["coreml"]["sha256"] == folder_digest(bundle_dir / "model.mlpackage")
+    inputs = dict(manifest["inputs"])
+    assert inputs.pop("export_key") == canonical_sha256(inputs)
+    assert inputs["formats"] == ["coreml", "executorch"] and inputs["ratios"] == [1, 2]
+    assert manifest["policy"] == default_policy([1, 2], manifest["exits"]["thresholds"])
+    assert inputs["policy_sha256"] == canonical_sha256(manifest["policy"])
+
+
+def test_a_bundle_with_one_file_altered_or_missing_is_refused_naming_it(bundle_dir, tmp_path):
+    edited = tmp_path / "edited"
+    shutil.copytree(bundle_dir, edited)
+    (edited / "profiles" / "executorch").mkdir(parents=True)
+    (edited / "profiles" / "executorch" / "phone.json").write_text("{}")  # device facts: not checked
+    load_manifest(edited)
+    config = edited / "tokenizer" / "tokenizer_config.json"
+    config.write_text(config.read_text().replace("}", ', "extra": 1}', 1))
+    with pytest.raises(AlteredFileError, match="tokenizer/tokenizer_config.json is not the file that was"):
+        load_manifest(edited)
+    shutil.copy(bundle_dir / "tokenizer" / "tokenizer_config.json", config)
+    next((edited / "model.mlpackage").rglob("*.mlmodel")).unlink()
+    with pytest.raises(AlteredFileError, match=r"model.mlpackage/.*model.mlmodel is missing"):
+        load_manifest(edited)
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"schema_version": 1}, "schema_version 1 is not 2.*export the bundle again"),
+    ({"policy": None}, "no policy table.*export the bundle again"),
+    ({"policy": {"rules": [{"name": "a", "when": {}, "ratio": 4, "threshold": None}]}}, "ratio 4"),
+])
+def test_an_older_manifest_or_one_without_a_usable_policy_table_is_refused(bundle_dir, tmp_path, edit,
+                                                                            message):
+    edited = tmp_path / "edited"
+    shutil.copytree(bundle_dir, edited)
+    manifest = json.loads((edited / "manifest.json").read_text())
+    (edited / "manifest.json").write_text(json.dumps({**manifest, **edit}))
+    with pytest.raises(ManifestError, match=message):
+        load_manifest(edited)
+
+
+def test_the_export_key_changes_with_every_input(tokenizer):
+    model = tiny_model()
+
+    def key_of(model=model, tokenizer=tokenizer, source=None, **options):
+        return export_inputs(model, tokenizer, source or tiny_source(), **options)["export_key"]
+
+    others = [key_of(source=tiny_source({"drop_1": 0.5})),
+              key_of(source={**tiny_source(), "plugins_sha256": {"2": "cd" * 32}}),
+              key_of(tokenizer=Tokenizer(default_model_dir(), 32)),
+              key_of(quantize="int8"), key_of(quantize="int8", calibration_texts=TEXTS),
+              key_of(formats=("executorch", "coreml")), key_of(model=tiny_model(ratios=()))]
+    assert len({key_of(), *others}) == 1 + len(others)
+    assert key_of(model=tiny_model()) == key_of()
+    assert key_of(calibration_texts=TEXTS) == key_of()  # texts the quantizer does not read change nothing
 
 
 def test_manifest_from_another_backbone_is_refused(bundle_dir):

@@ -78,11 +78,17 @@ def test_default_policy_only_uses_ratios_the_bundle_has():
     check_policy(table, [1, 4], {})
 
 
-def test_policy_from_a_manifest_without_a_table_uses_the_default():
+def test_a_manifest_without_a_table_is_refused_and_a_calibrated_table_replaces_the_manifests():
     manifest = {"ratios": {"1": [], "2": []}, "exits": {"thresholds": {"drop_1": 0.5}}, "policy": None}
+    with pytest.raises(PolicyError, match="no policy table: export the bundle again"):
+        Policy.from_manifest(manifest)
+    manifest["policy"] = default_policy([1, 2], {"drop_1": 0.5})
     policy = Policy.from_manifest(manifest)
     assert policy.decide(DeviceState(battery=0.1)).ratio == 2
     assert policy.decide(DeviceState(battery=1.0, thermal="critical")).threshold == 0.5
+    calibrated = {**manifest["policy"],
+                  "rules": [{"name": "always", "when": {}, "ratio": 2, "threshold": None}]}
+    assert Policy.from_manifest(manifest, calibrated).decide(DeviceState(battery=1.0)).rule == "always"
 
 
 def test_bad_device_states_name_the_problem():

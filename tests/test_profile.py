@@ -15,14 +15,16 @@ from edge_variator.profile import (
     ProfileError,
     check_profile,
     depth_latency,
+    load_calibrated_policy,
     load_profile,
     measure,
     pareto_front,
     pareto_rows,
     plot_depth,
     plot_pareto,
+    profile_path,
     ratio_latency,
-    store_in_bundle,
+    save_profile,
 )
 from edge_variator.runtime.bundle import ManifestError, load_manifest
 from edge_variator.runtime.policy import PolicyError, calibrate, default_policy
@@ -40,11 +42,12 @@ def profile(tiny_bundle):
     return measure(tiny_bundle, [16, 32], repeats=3, warmup=1)
 
 
-def synthetic_profile(manifest: dict, ms: dict[str, float]) -> dict:
-    """Every method at 16 tokens: the named ms, else 1 ms."""
+def synthetic_profile(manifest: dict, ms: dict[str, float], runtime: str = "executorch") -> dict:
+    """Every method at 16 tokens: the named ms, else 1 ms, on the bundle's `runtime` program."""
     methods = {name: {"16": {"median_ms": ms.get(name, 1.0), "p90_ms": 2 * ms.get(name, 1.0)}}
                for name in manifest["methods"]}
-    return {"format": "edge-variator-latency-profile", "version": 1, "device": "phone", "methods": methods}
+    return {"format": "edge-variator-latency-profile", "version": 2, "runtime": runtime, "device": "Phone 1",
+            "program_sha256": manifest["files"]["executorch"]["sha256"], "methods": methods}
 
 
 def test_measure_times_every_method_at_every_length(tiny_bundle, profile):
@@ -73,10 +76,18 @@ def test_depth_latency_adds_embed_layers_and_the_exits_asked(tiny_bundle):
         depth_latency(profile, manifest, 1, 64)
 
 
-def test_a_profile_of_another_pte_or_missing_methods_is_refused(tiny_bundle, profile, tmp_path):
+def test_a_profile_of_another_program_runtime_or_version_or_missing_methods_is_refused(tiny_bundle, profile,
+                                                                                         tmp_path):
     manifest = load_manifest(tiny_bundle)
     with pytest.raises(ProfileError, match="another model.pte"):
-        check_profile({**profile, "pte_sha256": "0" * 64}, manifest)
+        check_profile({**profile, "program_sha256": "0" * 64}, manifest)
+    with pytest.raises(ProfileError, match="for the bundle's coreml program, not its executorch one"):
+        check_profile({**profile, "runtime": "coreml"}, manifest)
+    with pytest.raises(ProfileError, match="no coreml program"):
+        check_profile({**profile, "runtime": "coreml"}, manifest, "coreml")
+    version_1 = {**profile, "version": 1, "pte_sha256": None}
+    with pytest.raises(ProfileError, match="not a latency profile"):
+        check_profile(version_1, manifest)
     with pytest.raises(ProfileError, match="lacks methods"):
         check_profile({**profile, "methods": {"embed": profile["methods"]["embed"]}}, manifest)
     (tmp_path / "bad.json").write_text("{not json")
@@ -90,9 +101,14 @@ def test_a_profile_of_another_pte_or_missing_methods_is_refused(tiny_bundle, pro
         check_profile(broken)
 
 
-def test_store_in_bundle_keeps_a_valid_manifest(bundle, profile):
-    store_in_bundle(bundle, profile)
-    assert load_manifest(bundle)["latency_profile"] == profile
+def test_a_saved_profile_is_its_own_file_and_leaves_the_bundle_as_exported(bundle, profile):
+    manifest = (bundle / "manifest.json").read_bytes()
+    path = save_profile(bundle, profile)
+    assert path == profile_path(bundle, "executorch", profile["device"]) and path.parent.name == "executorch"
+    assert json.loads(path.read_text()) == profile
+    assert (bundle / "manifest.json").read_bytes() == manifest
+    load_manifest(bundle)  # profiles/ lies outside the checksums
+    assert profile_path(bundle, "coreml", " iPhone 15 Pro (A17)!").name == "iphone-15-pro-a17.json"
 
 
 def test_calibrate_picks_the_least_compressed_ratio_within_each_budget():
@@ -139,19 +155,49 @@ def test_cli_profile_import_and_calibrate_write_the_policy(bundle, tmp_path, cap
     manifest = load_manifest(bundle)
     phone = synthetic_profile(manifest, {"layer_0_k1": 10.0, "layer_1_k1": 10.0})  # k=1 23 ms, k=2 5 ms
     write_json(tmp_path / "phone.json", phone)
+    exported = (bundle / "manifest.json").read_bytes()
     main(["profile", str(bundle), "--import", str(tmp_path / "phone.json"),
           "--plots", str(tmp_path / "plots")])
-    assert load_manifest(bundle)["latency_profile"]["device"] == "phone"
+    stored = bundle / "profiles" / "executorch" / "phone-1.json"
+    assert json.loads(stored.read_text()) == phone
     assert (tmp_path / "plots" / "latency_vs_depth.png").is_file()
-    main(["calibrate", str(bundle), "--profile", str(tmp_path / "phone.json"), "--budget", "default=20"])
-    policy = load_manifest(bundle)["policy"]
+    main(["calibrate", str(bundle), "--profile", str(stored), "--budget", "default=20"])
+    assert (bundle / "manifest.json").read_bytes() == exported  # the manifest stays as exported
+    written = json.loads((bundle / "profiles" / "executorch" / "phone-1.policy.json").read_text())
+    assert {k: written[k] for k in ("runtime", "device", "program_sha256", "length", "budgets")} == {
+        "runtime": "executorch", "device": "Phone 1",
+        "program_sha256": manifest["files"]["executorch"]["sha256"], "length": 16,
+        "budgets": {"default": 20.0}}
+    policy = load_calibrated_policy(bundle / "profiles" / "executorch" / "phone-1.policy.json", manifest)
     assert policy["latency_ms"] == {"1": 23.0, "2": 5.0}
     assert next(r for r in policy["rules"] if r["name"] == "default")["ratio"] == 2
-    main(["run", str(bundle), "the film was superb"])
-    assert json.loads(capsys.readouterr().out.splitlines()[-1])["summary"]["rule"] == "default"
+    capsys.readouterr()
+    main(["run", str(bundle), "the film was superb", "--policy", str(stored.with_suffix(".policy.json"))])
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["summary"]["ratio"] == 2
+    main(["run", str(bundle), "the film was superb"])  # without it: the manifest's table
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["summary"]["ratio"] == 1
     with pytest.raises(SystemExit):
         main(["calibrate", str(bundle), "--profile", str(tmp_path / "phone.json"), "--budget", "fair"])
     assert "--budget takes RULE=MS" in capsys.readouterr().err
+
+
+def test_a_core_ml_profile_or_a_policy_of_another_program_is_refused_for_the_executorch_program(bundle,
+                                                                                                 tmp_path):
+    manifest = load_manifest(bundle)
+    write_json(tmp_path / "coreml.json", synthetic_profile(manifest, {}, runtime="coreml"))
+    with pytest.raises(SystemExit, match="for the bundle's coreml program, not its executorch one"):
+        main(["calibrate", str(bundle), "--profile", str(tmp_path / "coreml.json"), "--budget", "default=20"])
+    write_json(tmp_path / "phone.json", synthetic_profile(manifest, {}))
+    main(["calibrate", str(bundle), "--profile", str(tmp_path / "phone.json"), "--budget", "default=20"])
+    path = bundle / "profiles" / "executorch" / "phone-1.policy.json"
+    document = json.loads(path.read_text())
+    write_json(path, {**document, "program_sha256": "0" * 64})
+    with pytest.raises(SystemExit, match="calibrated policy was made on another model.pte"):
+        main(["run", str(bundle), "text", "--policy", str(path)])
+    write_json(path, {**document, "policy": {**document["policy"], "rules": [
+        {"name": "a", "when": {}, "ratio": 8, "threshold": None}]}})
+    with pytest.raises(SystemExit, match="ratio 8"):
+        main(["run", str(bundle), "text", "--policy", str(path)])
 
 
 def test_a_policy_off_the_schema_is_refused_on_load(bundle):

@@ -15,7 +15,7 @@ from edge_variator.exits import exit_decisions, uncertainty
 from edge_variator.export.reference import TorchRunner
 from edge_variator.plugins import set_ratio
 from edge_variator.runtime.bundle import load_manifest
-from edge_variator.runtime.policy import Decision, DeviceState, DeviceStateError
+from edge_variator.runtime.policy import Decision, DeviceState, DeviceStateError, default_policy
 from edge_variator.runtime.runner import BundleRunner, Runner
 from edge_variator.tokenizer import TextError
 
@@ -94,7 +94,7 @@ class LogitsRunner(Runner):
         manifest = {"model": {"labels": [str(i) for i in range(len(run["logits"][0]))]},
                     "exits": {"after_layers": run["after_layers"], "criterion": run["criterion"],
                               "thresholds": {}},
-                    "ratios": {"1": layers}, "policy": None}
+                    "ratios": {"1": layers}, "policy": default_policy([1], {})}
         super().__init__(manifest, tokenizer)
         self.logits = dict(zip(run["after_layers"], run["logits"], strict=True))
 

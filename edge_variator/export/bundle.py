@@ -1,22 +1,27 @@
 """Writing a bundle (its layout and reading: runtime/bundle.py): a checkpoint and its plugin sets,
-exported to every format and described in manifest.json.
+exported to every format and described in manifest.json (docs/BUNDLE.md).
 
 A bundle is written into a temporary folder and renamed into place, so an interrupted export
-leaves the previous bundle (or none), never half of one. The same inputs give the same bytes.
+leaves the previous bundle (or none), never half of one. The same inputs give the same bytes, and
+the manifest records them all (`export_inputs`): their hash keys the export cache.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
 
 from edge_variator.exits import MultiExitModel, is_multi_exit, load_multi_exit
 from edge_variator.export.pieces import exit_layers, pieces
-from edge_variator.files import atomic_directory, file_sha256, write_bytes, write_json
+from edge_variator.files import atomic_directory, file_sha256, folder_digest, write_bytes, write_json
 from edge_variator.plugins import PluginSet, attach, saved_ratios
-from edge_variator.runtime.bundle import SCHEMA_VERSION, open_program, validate
+from edge_variator.runtime.bundle import SCHEMA_VERSION, bundle_checksums, open_program, validate
+from edge_variator.runtime.policy import default_policy
 from edge_variator.task import TaskModel, checkpoint_sha256, load_task
 from edge_variator.tokenizer import MIN_LENGTH, PAD_MULTIPLE, Tokenizer
 
@@ -35,15 +40,17 @@ def load_model(checkpoint: str | Path, plugins: str | Path | None = None, ratios
         tokenizer = Tokenizer(tokenizer.model_dir, max_length)
     sha = checkpoint_sha256(checkpoint)
     found = saved_ratios(plugins) if plugins else []
+    plugin_sets = {}
     for ratio in found if ratios is None else ratios:
         if ratio != 1 and not plugins:
             raise ValueError(f"ratio {ratio} has no plugins attached: name the folder of its plugin sets "
                              "(--plugins, with k2/ k4/ k8/ inside)")
         if ratio != 1:
             attach(model.encoder, PluginSet.load(Path(plugins) / f"k{ratio}"), sha)
+            plugin_sets[str(ratio)] = folder_digest(Path(plugins) / f"k{ratio}")
     source = {"id": checkpoint.name, "sha256": sha,
               "criterion": info.criterion if multi_exit else "entropy",
-              "thresholds": dict(info.thresholds) if multi_exit else {}}
+              "thresholds": dict(info.thresholds) if multi_exit else {}, "plugins_sha256": plugin_sets}
     return model, tokenizer, source
 
 
@@ -64,13 +71,46 @@ def method_signatures(model: TaskModel | MultiExitModel, methods: Sequence[str])
     return signatures
 
 
+def library_version() -> str:
+    return version("edge-variator")
+
+
+def canonical_sha256(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def export_inputs(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, source: dict,
+                  formats: Sequence[str] = ("executorch",), quantize: str = "none",
+                  coreml_compress: str = "none",
+                  calibration_texts: Sequence[str] = ()) -> dict:
+    """Everything a bundle is made from, with `export_key`, their hash: what the export cache is
+    keyed by, so that changing any of them (new thresholds, other plugins, another length) gives
+    another bundle. Calibration texts count only where the quantizer reads them."""
+    from edge_variator.plugins import available_ratios
+
+    ratios = available_ratios(model.encoder)
+    calibrated = quantize == "int8" and calibration_texts
+    inputs = {"checkpoint_sha256": source["sha256"], "plugins_sha256": source.get("plugins_sha256", {}),
+              "criterion": source["criterion"], "thresholds": source["thresholds"],
+              "policy_sha256": canonical_sha256(default_policy(ratios, source["thresholds"])),
+              "max_length": tokenizer.max_length, "ratios": ratios, "formats": sorted(formats),
+              "quantize": quantize, "coreml_compress": coreml_compress if "coreml" in formats else "none",
+              "calibration_sha256": canonical_sha256(list(calibration_texts)) if calibrated else None,
+              "library_version": library_version()}
+    return {**inputs, "export_key": canonical_sha256(inputs)}
+
+
 def build_manifest(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, source: dict,
-                   methods: Sequence[str], files: dict) -> dict:
+                   methods: Sequence[str], files: dict, checksums: dict | None = None,
+                   inputs: dict | None = None) -> dict:
+    """The manifest of a bundle of these methods; `checksums` and `inputs` are left out for a
+    manifest that only describes the pieces (export/reference.py's)."""
     config = model.encoder.config
     ratios = sorted({int(name.rsplit("_k", 1)[1]) for name in methods if name.startswith("layer_")})
-    return {
+    manifest = {
         "schema_version": SCHEMA_VERSION,
         "created_by": "edge-variator export",
+        "library_version": library_version(),
         "backbone": {"id": source["id"], "sha256": source["sha256"]},
         "model": {"layers": config.layers, "hidden": config.hidden, "heads": config.heads,
                   "intermediate": config.intermediate, "embedding_rank": config.embedding_rank,
@@ -84,9 +124,11 @@ def build_manifest(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, sour
         "exits": {"after_layers": exit_layers(model), "criterion": source["criterion"],
                   "thresholds": source["thresholds"]},
         "files": files,
-        "policy": None,
-        "latency_profile": None,
+        "policy": default_policy(ratios, source["thresholds"]),  # the one copy of the rule: apps have none
     }
+    if checksums is not None:
+        manifest.update(checksums=checksums, inputs=inputs)
+    return manifest
 
 
 def write_bundle(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, source: dict,
@@ -100,6 +142,7 @@ def write_bundle(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, source
     if unknown or "executorch" not in formats:
         raise ValueError(f"formats must include 'executorch' and be among {FORMATS}, not {list(formats)}")
     model.eval()
+    inputs = export_inputs(model, tokenizer, source, formats, quantize, coreml_compress, calibration_texts)
     calibration = piece_inputs(model, tokenizer, calibration_texts) if quantize == "int8" else None
     programs = export_programs(model, tokenizer.max_length, quantize=quantize, calibration=calibration,
                                progress=progress)
@@ -113,14 +156,14 @@ def write_bundle(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, source
 
             fused = export_programs(model, tokenizer.max_length, progress=False, xnnpack=False)
             functions = save_mlpackage(fused, tmp / "model.mlpackage", coreml_compress, progress)
-            weights = tmp / "model.mlpackage" / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
-            files["coreml"] = {"path": "model.mlpackage", "sha256": file_sha256(weights),
+            files["coreml"] = {"path": "model.mlpackage", "sha256": folder_digest(tmp / "model.mlpackage"),
                                "bytes": sum(f.stat().st_size for f in (tmp / "model.mlpackage").rglob("*")
                                             if f.is_file()),
                                "quantize": coreml_compress, "functions": functions}
         tokenizer.save(tmp / "tokenizer")
         files["tokenizer"] = sorted(p.name for p in (tmp / "tokenizer").iterdir())
-        manifest = build_manifest(model, tokenizer, source, list(programs), files)
+        manifest = build_manifest(model, tokenizer, source, list(programs), files, bundle_checksums(tmp),
+                                  inputs)
         validate(manifest)
         write_json(tmp / "manifest.json", manifest)
     return manifest

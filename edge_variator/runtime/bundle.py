@@ -5,7 +5,11 @@ ExecuTorch program opened. What an app or a server needs to run a bundle, withou
       model.pte          every method (embed, layer_{i}_k{k}, exit_{i}) in one ExecuTorch program
       model.mlpackage    the same pieces as Core ML functions (optional)
       tokenizer/         the model's own tokenizer files
-      manifest.json      validated against manifest.schema.json (shipped beside this module)
+      manifest.json      validated against manifest.schema.json (shipped beside this module), with
+                         the sha256 of every file above
+      profiles/          device facts written after export (profile.py), outside the checksums
+
+docs/BUNDLE.md is the contract, for the apps' ports too.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from pathlib import Path
 import jsonschema
 
 from edge_variator.files import file_sha256
+from edge_variator.runtime.policy import PolicyError, check_policy
 
 SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+PROFILES = "profiles"  # <runtime>/<device>.json and .policy.json: written after export, not checksummed
 
 
 class BundleError(Exception):
@@ -41,8 +47,19 @@ class CorruptProgramError(BundleError):
     """model.pte is truncated, altered or not an ExecuTorch program."""
 
 
+class AlteredFileError(BundleError):
+    """A file of the bundle is missing or is not the one that was exported (its sha256 differs)."""
+
+
 def validate(manifest: dict) -> None:
     schema = json.loads(SCHEMA_PATH.read_text())
+    version = manifest.get("schema_version") if isinstance(manifest, dict) else None
+    if version != SCHEMA_VERSION:
+        raise ManifestError(f"manifest schema_version {version!r} is not {SCHEMA_VERSION}: the bundle was "
+                            "written by an older edge-variator; export the bundle again")
+    if manifest.get("policy") is None:
+        raise ManifestError("manifest.json has no policy table (policy is missing or null), and the runtime "
+                            "has none of its own to fall back on: export the bundle again")
     try:
         jsonschema.validate(manifest, schema)
     except jsonschema.ValidationError as error:
@@ -52,11 +69,43 @@ def validate(manifest: dict) -> None:
         missing = [m for m in methods if m not in manifest["methods"]]
         if missing:
             raise ManifestError(f"ratio {k} lists methods the manifest does not describe: {missing[:3]}")
+    pte = manifest["files"]["executorch"]
+    if manifest["checksums"].get(pte["path"]) != pte["sha256"]:
+        raise ManifestError(f"manifest checksums do not list {pte['path']} with files.executorch's sha256")
+    try:
+        check_policy(manifest["policy"], [int(k) for k in manifest["ratios"]],
+                     manifest["exits"]["thresholds"])
+    except PolicyError as error:
+        raise ManifestError(f"manifest policy: {error}") from None
+
+
+def bundle_checksums(bundle_dir: str | Path) -> dict[str, str]:
+    """Relative path -> sha256 of every file a bundle holds but its manifest and its profiles."""
+    bundle_dir = Path(bundle_dir)
+    names = [path.relative_to(bundle_dir) for path in sorted(bundle_dir.rglob("*")) if path.is_file()]
+    return {name.as_posix(): file_sha256(bundle_dir / name) for name in names
+            if name.as_posix() != "manifest.json" and name.parts[0] != PROFILES}
+
+
+def check_files(bundle_dir: Path, manifest: dict) -> None:
+    """Every file the manifest lists is there with its exported sha256; names the first that is not."""
+    pte = manifest["files"]["executorch"]["path"]
+    for name, expected in sorted(manifest["checksums"].items()):
+        path = bundle_dir / name
+        if not path.is_file():
+            raise AlteredFileError(f"{bundle_dir}: {name} is missing; export the bundle again")
+        if file_sha256(path) != expected:
+            if name == pte:
+                raise CorruptProgramError(f"{path} is not the file that was exported (sha256 differs): "
+                                          "truncated or altered; export the bundle again")
+            raise AlteredFileError(f"{bundle_dir}: {name} is not the file that was exported (sha256 "
+                                   "differs); export the bundle again")
 
 
 def load_manifest(bundle_dir: str | Path, expected_sha256: str | None = None,
                   check_program: bool = True) -> dict:
-    """Read and check a bundle: schema, files present and unaltered, every method in model.pte."""
+    """Read and check a bundle: schema and policy table, every file present and unaltered, every
+    method in model.pte."""
     bundle_dir = Path(bundle_dir)
     path = bundle_dir / "manifest.json"
     if not path.is_file():
@@ -70,12 +119,8 @@ def load_manifest(bundle_dir: str | Path, expected_sha256: str | None = None,
         raise BackboneMismatchError(
             f"{bundle_dir} was exported from backbone {manifest['backbone']['id']} "
             f"(sha256 {manifest['backbone']['sha256'][:12]}...), not the expected {expected_sha256[:12]}...")
+    check_files(bundle_dir, manifest)
     pte = bundle_dir / manifest["files"]["executorch"]["path"]
-    if not pte.is_file():
-        raise ManifestError(f"{bundle_dir}: the manifest names {pte.name}, which is missing")
-    if file_sha256(pte) != manifest["files"]["executorch"]["sha256"]:
-        raise CorruptProgramError(f"{pte} is not the file that was exported (sha256 differs): truncated "
-                                  "or altered; export the bundle again")
     if check_program:
         program = open_program(pte)
         missing = sorted(set(manifest["methods"]) - set(program.method_names))

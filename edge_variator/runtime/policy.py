@@ -184,12 +184,12 @@ class Policy:
         self.table, self.thresholds, self.active_rule = table, dict(thresholds), None
 
     @classmethod
-    def from_manifest(cls, manifest: Mapping) -> Policy:
-        """The manifest's table, or default_policy for the bundle's ratios when it has none."""
-        ratios = sorted(int(k) for k in manifest["ratios"])
-        thresholds = manifest["exits"]["thresholds"]
-        table = manifest.get("policy") or default_policy(ratios, thresholds)
-        return cls(table, ratios, thresholds)
+    def from_manifest(cls, manifest: Mapping, table: Mapping | None = None) -> Policy:
+        """The manifest's table (written at export), or `table` (a calibrated policy's) in its place."""
+        table = table or manifest.get("policy")
+        if not table:
+            raise PolicyError("the manifest has no policy table: export the bundle again")
+        return cls(table, sorted(int(k) for k in manifest["ratios"]), manifest["exits"]["thresholds"])
 
     def decide(self, state: DeviceState) -> Decision:
         decision = decide(self.table, self.thresholds, state, self.active_rule)
@@ -198,7 +198,8 @@ class Policy:
 
 
 def default_policy(ratios: Sequence[int], thresholds: Mapping[str, float]) -> dict:
-    """A table for a bundle that has none: the hotter the phone and the emptier the battery, the
+    """The table export writes into every manifest (the one copy of this rule: the apps read it
+    from there and have none of their own): the hotter the phone and the emptier the battery, the
     stronger the compression and the earlier the exit. Each level asks for k = 1, 2, 4, 8 and gets
     the largest ratio the bundle has that is no larger."""
     def ratio(wanted: int) -> int:

@@ -129,9 +129,13 @@ class BatchRun:
     """`edge-variator run`: a bundle loaded once, and every method the decision for `state` calls
     with it (that time is `load_ms`, apart), then any number of texts, each timed warm."""
 
-    def __init__(self, bundle_dir: str | Path, state: DeviceState):
+    def __init__(self, bundle_dir: str | Path, state: DeviceState, calibrated: str | Path | None = None):
+        from edge_variator.profile import load_calibrated_policy
+
         began = time.perf_counter()
-        self.runner = BundleRunner(bundle_dir)
+        manifest = load_manifest(bundle_dir, check_program=False)
+        table = load_calibrated_policy(calibrated, manifest) if calibrated else None
+        self.runner = BundleRunner(bundle_dir, Policy.from_manifest(manifest, table))
         self.state, self.decision = state, self.runner.policy.decide(state)
         self.runner.preload(self.decision.ratio)
         self.load_ms = 1000 * (time.perf_counter() - began)
