@@ -86,7 +86,11 @@ def measure(bundle_dir: str | Path, lengths: Sequence[int], repeats: int = 20, w
             "methods": timings}
 
 
-def _follows(document: object, definition: str, what: str) -> None:
+def _follows(document: object, definition: str, what: str, form: str, version: int) -> None:
+    """Raise ProfileError unless `document` is of this format and version and follows the schema."""
+    if isinstance(document, Mapping) and document.get("format") == form and document.get("version") != version:
+        raise ProfileError(f"{what} of version {document.get('version')!r} is not version {version} "
+                           "(an older edge-variator or app wrote it): make it again")
     schema = json.loads(SCHEMA_PATH.read_text())
     try:
         jsonschema.validate(document, {"$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"})
@@ -111,7 +115,7 @@ def check_program(document: Mapping, manifest: Mapping, runtime: str, what: str)
 def check_profile(profile: Mapping, manifest: Mapping | None = None, runtime: str = "executorch") -> None:
     """Raise ProfileError unless `profile` follows the format (the manifest schema's latency_profile)
     and, given a manifest, covers that bundle's methods and timed its `runtime` program."""
-    _follows(profile, "latency_profile", f"a latency profile ({FORMAT} 2)")
+    _follows(profile, "latency_profile", "a latency profile", FORMAT, 2)
     if manifest is not None:
         check_program(profile, manifest, runtime, "latency profile")
         missing = sorted(set(manifest["methods"]) - set(profile["methods"]))
@@ -157,7 +161,7 @@ def check_calibrated_policy(document: Mapping, manifest: Mapping, runtime: str =
     `runtime` program that its ratios and thresholds can carry out."""
     from edge_variator.runtime.policy import check_policy
 
-    _follows(document, "calibrated_policy", f"a calibrated policy ({POLICY_FORMAT} 1)")
+    _follows(document, "calibrated_policy", "a calibrated policy", POLICY_FORMAT, 1)
     check_program(document, manifest, runtime, "calibrated policy")
     check_policy(document["policy"], [int(k) for k in manifest["ratios"]], manifest["exits"]["thresholds"])
 

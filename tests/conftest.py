@@ -195,3 +195,16 @@ def tiny_bundle(tiny_tokenizer, tiny_threshold, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bundle") / "tiny"
     write_bundle(tiny_model(), tiny_tokenizer, tiny_source({"drop_1": tiny_threshold}), out, progress=False)
     return out
+
+
+def import_script(name: str):
+    """scripts/<name>.py as a module (scripts/ is not a package)."""
+    import importlib
+    import sys
+
+    scripts = str(Path(__file__).parent.parent / "scripts")
+    sys.path.insert(0, scripts)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(scripts)

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
-from conftest import RUNNER_TEXTS
+from conftest import RUNNER_TEXTS, import_script
 
 from edge_variator.cli import main
 from edge_variator.files import write_json
 from edge_variator.profile import (
     ProfileError,
+    check_calibrated_policy,
     check_profile,
     depth_latency,
     load_calibrated_policy,
@@ -26,8 +28,8 @@ from edge_variator.profile import (
     ratio_latency,
     save_profile,
 )
-from edge_variator.runtime.bundle import ManifestError, load_manifest
-from edge_variator.runtime.policy import PolicyError, calibrate, default_policy
+from edge_variator.runtime.bundle import BundleError, ManifestError, bundle_checksums, load_manifest
+from edge_variator.runtime.policy import DeviceState, Policy, PolicyError, calibrate, default_policy
 from edge_variator.runtime.runner import BundleRunner
 
 
@@ -207,3 +209,56 @@ def test_a_policy_off_the_schema_is_refused_on_load(bundle):
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ManifestError, match="policy"):
         load_manifest(bundle)
+
+
+BUNDLE_VECTORS = Path(__file__).parent / "vectors"
+
+
+def refusal(check) -> str | None:
+    """The message of the refusal `check` raises, None when it passes."""
+    try:
+        check()
+    except (BundleError, ProfileError, PolicyError) as error:
+        return str(error)
+    return None
+
+
+def vector_case_holds(case: dict, message: str | None) -> bool:
+    return (message is not None) == case["refused"] and (
+        not case["refused"] or case["mentions"].lower() in message.lower())
+
+
+def test_the_shared_bundle_vectors_are_what_python_decides(tmp_path):
+    """tests/vectors/bundle.json (scripts/bundle_vectors.py), which the Kotlin and Swift ports also run."""
+    edited = import_script("bundle_vectors").edited
+    vectors = json.loads((BUNDLE_VECTORS / "bundle.json").read_text())
+    fixture = BUNDLE_VECTORS / vectors["bundle"]
+    manifest = load_manifest(fixture, check_program=False)
+    assert manifest["checksums"] == bundle_checksums(fixture)
+    for case in vectors["manifest_cases"]:
+        copy = shutil.copytree(fixture, tmp_path / "m" / case["name"])
+        write_json(copy / "manifest.json", edited(manifest, case["edits"]))
+        message = refusal(lambda d=copy: load_manifest(d, check_program=False))
+        assert vector_case_holds(case, message), case["name"]
+    for case in vectors["file_cases"]:
+        copy = shutil.copytree(fixture, tmp_path / "f" / case["name"])
+        target = copy / case["path"]
+        {"append": lambda t: t.write_bytes(t.read_bytes() + b"altered\n"),
+         "truncate": lambda t: t.write_bytes(t.read_bytes()[: t.stat().st_size // 2]),
+         "delete": lambda t: t.unlink()}[case["how"]](target)
+        message = refusal(lambda d=copy: load_manifest(d, check_program=False))
+        assert vector_case_holds(case, message), case["name"]
+    for case in vectors["profile_cases"]:
+        message = refusal(lambda c=case: check_profile(c["profile"], manifest, c["runtime"]))
+        assert vector_case_holds(case, message), case["name"]
+    for case in vectors["calibrated_policy_cases"]:
+        message = refusal(lambda c=case: check_calibrated_policy(c["document"], manifest, c["runtime"]))
+        assert vector_case_holds(case, message), case["name"]
+        if not case["refused"]:
+            policy = Policy.from_manifest(manifest, case["document"]["policy"])
+            decision = policy.decide(DeviceState(**case["state"]))
+            assert {"ratio": decision.ratio, "rule": decision.rule,
+                    "threshold_name": decision.threshold_name} == case["expect"]
+    kinds = [key for key in vectors if key.endswith("_cases")]
+    assert all(any(c["refused"] for c in vectors[k]) for k in kinds)
+    assert all(not c["refused"] for k in kinds if k != "file_cases" for c in vectors[k][:1])

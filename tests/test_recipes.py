@@ -3,7 +3,6 @@ and stages that resume where they were killed."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import toy_data, toy_task
+from conftest import import_script, toy_data, toy_task
 from safetensors.torch import load_file
 
 from edge_variator.plugins import PluginSet, attach
@@ -264,12 +263,7 @@ def test_a_checkpoint_from_before_a_setting_existed_resumes_at_its_default(tiny_
 
 
 def import_train_all():
-    scripts = str(Path(__file__).parent.parent / "scripts")
-    sys.path.insert(0, scripts)
-    try:
-        return importlib.import_module("train_all")
-    finally:
-        sys.path.remove(scripts)
+    return import_script("train_all")
 
 
 def test_a_stage_stopped_and_resumed_counts_the_time_of_both_runs(tmp_path):
