@@ -88,7 +88,8 @@ def measure(bundle_dir: str | Path, lengths: Sequence[int], repeats: int = 20, w
 
 def _follows(document: object, definition: str, what: str, form: str, version: int) -> None:
     """Raise ProfileError unless `document` is of this format and version and follows the schema."""
-    if isinstance(document, Mapping) and document.get("format") == form and document.get("version") != version:
+    known = isinstance(document, Mapping) and document.get("format") == form
+    if known and document.get("version") != version:
         raise ProfileError(f"{what} of version {document.get('version')!r} is not version {version} "
                            "(an older edge-variator or app wrote it): make it again")
     schema = json.loads(SCHEMA_PATH.read_text())

@@ -7,7 +7,8 @@ Run after the default weights (edge_variator/default/mr_slender, its plugins or 
 export change: the bundle's folder name carries its export_key (a hash of everything it is made
 from), so a stale bundle is never used, and tests/test_cli.py fails until the new one is shipped.
 Exporting takes about 8 minutes on 2 cores; the shipped copy is what lets `edge-variator demo` run
-in about a minute and a half from a fresh install. `pytest -m slow tests/test_cli.py` checks that a fresh export computes what it does.
+in about a minute and a half from a fresh install. `pytest -m slow tests/test_cli.py` checks that a
+fresh export computes what it does.
 """
 
 from __future__ import annotations
