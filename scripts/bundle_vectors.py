@@ -14,6 +14,7 @@ Its model.pte is not a program (the ports' manifest code only hashes it), and no
 - `profile_cases`: a latency profile, checked for the bundle's `runtime` program.
 - `calibrated_policy_cases`: a calibrated policy file, checked likewise; when accepted, the
   decision of the policy built from its table for `state`.
+- `device_files`: a device name -> the file name of its profile in profiles/<runtime>/.
 
 A refusal says `"refused": true` and a word its message must hold (`"mentions"`); the error types
 are each platform's own.
@@ -33,7 +34,7 @@ from edge_variator.exits import MultiExitModel
 from edge_variator.export.bundle import build_manifest, export_inputs
 from edge_variator.files import file_sha256, write_json
 from edge_variator.plugins import PluginSet, attach
-from edge_variator.profile import ProfileError, check_calibrated_policy, check_profile
+from edge_variator.profile import ProfileError, check_calibrated_policy, check_profile, device_slug
 from edge_variator.runtime.bundle import BundleError, bundle_checksums, load_manifest, validate
 from edge_variator.runtime.policy import DeviceState, Policy, PolicyError, calibrate
 from edge_variator.tokenizer import Tokenizer
@@ -41,6 +42,8 @@ from edge_variator.tokenizer import Tokenizer
 VECTORS = Path(__file__).resolve().parents[1] / "tests" / "vectors"
 SHA = "ab" * 32
 THRESHOLDS = {"drop_1": 0.4, "drop_2": 0.6}
+DEVICES = ["Pixel 8 (Tensor G3)", " iPhone 15 Pro (A17)!", "SM-S918B", "host (x86_64, 2 threads)", "---",
+           "Ünïcode Phone 5G", "a__b..c"]
 
 
 def fixture_bundle(out: Path) -> dict:
@@ -203,7 +206,8 @@ def vectors() -> dict:
     profiles, profile = profile_cases(manifest)
     return {"description": __doc__.split("\n\n", 2)[2].strip(), "bundle": "bundle",
             "manifest_cases": manifest_cases(bundle, manifest), "file_cases": file_cases(bundle),
-            "profile_cases": profiles, "calibrated_policy_cases": calibrated_policy_cases(manifest, profile)}
+            "profile_cases": profiles, "calibrated_policy_cases": calibrated_policy_cases(manifest, profile),
+            "device_files": [{"device": name, "file": f"{device_slug(name)}.json"} for name in DEVICES]}
 
 
 def main() -> None:

@@ -259,6 +259,8 @@ def test_the_shared_bundle_vectors_are_what_python_decides(tmp_path):
             decision = policy.decide(DeviceState(**case["state"]))
             assert {"ratio": decision.ratio, "rule": decision.rule,
                     "threshold_name": decision.threshold_name} == case["expect"]
+    for case in vectors["device_files"]:
+        assert profile_path(fixture, "executorch", case["device"]).name == case["file"]
     kinds = [key for key in vectors if key.endswith("_cases")]
     assert all(any(c["refused"] for c in vectors[k]) for k in kinds)
     assert all(not c["refused"] for k in kinds if k != "file_cases" for c in vectors[k][:1])
