@@ -115,13 +115,22 @@ def test_rebuilding_for_xnnpack_leaves_the_model_as_it_was():
     assert not any("forward" in vars(m) for m in model.modules())  # no forward patched on an instance
 
 
-def test_coreml_package_has_one_function_per_method_fp16_and_a_length_range(bundle_dir):
+def test_coreml_package_has_one_function_per_method_fp16_with_every_input_length_enumerated(bundle_dir):
     manifest = load_manifest(bundle_dir)
     described = describe(bundle_dir / "model.mlpackage")
     assert set(described["functions"]) == set(manifest["methods"])
+    lengths = [16, 24, 32, 40, 48, 56, 64]  # every length the runtime pads to, up to the bundle's 64
+    assert manifest["files"]["coreml"]["lengths"] == lengths
+    assert manifest["files"]["coreml"]["compute_units"] == "all"
+    for name, function in described["functions"].items():
+        for input_name, spec in function["inputs"].items():
+            # the Neural Engine needs fixed or enumerated shapes: no range anywhere
+            width = [] if input_name in ("input_ids", "attention_mask") else [32]
+            assert sorted(spec["enumerated"]) == [[1, n, *width] for n in lengths], (name, input_name)
+            assert not spec["ranges"], (name, input_name)
     layer = described["functions"]["layer_1_k2"]
-    assert layer["inputs"]["hidden"]["ranges"][1] == (16, 64)
-    assert layer["inputs"]["attention_mask"]["ranges"][1] == (16, 64)
+    assert layer["inputs"]["hidden"]["dtype"] == "FLOAT32"
+    assert layer["inputs"]["attention_mask"]["dtype"] == "INT32"
     outputs = [out for function in described["functions"].values() for out in function["outputs"].values()]
     assert all(out["dtype"] == "FLOAT16" for out in outputs)
     # layer_i_k1 and layer_i_k2 share the layer's weights: stored once, the package holds about the

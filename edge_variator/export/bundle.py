@@ -152,14 +152,16 @@ def write_bundle(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, source
                                 "bytes": (tmp / "model.pte").stat().st_size, "quantize": quantize,
                                 "functions": list(programs)}}
         if "coreml" in formats:
-            from edge_variator.export.coreml import save_mlpackage
+            from edge_variator.export.coreml import COMPUTE_UNITS, padded_lengths, save_mlpackage
 
             fused = export_programs(model, tokenizer.max_length, progress=False, xnnpack=False)
-            functions = save_mlpackage(fused, tmp / "model.mlpackage", coreml_compress, progress)
+            lengths = padded_lengths(tokenizer.max_length)
+            functions = save_mlpackage(fused, tmp / "model.mlpackage", lengths, coreml_compress, progress)
             files["coreml"] = {"path": "model.mlpackage", "sha256": folder_digest(tmp / "model.mlpackage"),
                                "bytes": sum(f.stat().st_size for f in (tmp / "model.mlpackage").rglob("*")
                                             if f.is_file()),
-                               "quantize": coreml_compress, "functions": functions}
+                               "quantize": coreml_compress, "functions": functions, "lengths": lengths,
+                               "compute_units": COMPUTE_UNITS}
         tokenizer.save(tmp / "tokenizer")
         files["tokenizer"] = sorted(p.name for p in (tmp / "tokenizer").iterdir())
         manifest = build_manifest(model, tokenizer, source, list(programs), files, bundle_checksums(tmp),

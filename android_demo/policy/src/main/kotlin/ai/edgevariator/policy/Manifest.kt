@@ -40,9 +40,18 @@ data class Exits(
 
 data class BundleFile(val path: String, val sha256: String, val bytes: Long)
 
-/** What the app reads from a bundle's manifest.json (edge_variator/runtime/manifest.schema.json). */
+/** What the bundle was exported from (manifest inputs); [exportKey], the sha256 of the rest, keys the export cache. */
+data class ExportInputs(val exportKey: String, val values: Map<String, Any?>)
+
+/** The runtimes a bundle may hold a program for (manifest files.<runtime>), as profiles name them. */
+const val RUNTIME_EXECUTORCH = "executorch"
+const val RUNTIME_COREML = "coreml"
+val RUNTIMES = listOf(RUNTIME_EXECUTORCH, RUNTIME_COREML)
+
+/** What the app reads from a bundle's manifest.json (docs/BUNDLE.md, edge_variator/runtime/manifest.schema.json). */
 data class Manifest(
     val schemaVersion: Int,
+    val libraryVersion: String,  // the edge-variator version that exported it
     val backboneId: String,
     val backboneSha256: String,
     val model: ModelInfo,
@@ -50,16 +59,31 @@ data class Manifest(
     val ratios: Map<Int, List<String>>,  // k -> the layer methods to call, in order
     val exits: Exits,
     val executorch: BundleFile,
+    val coreml: BundleFile?,  // model.mlpackage, when the bundle has one (its sha256 is the package's digest)
     val tokenizerFiles: List<String>,
-    val policy: PolicyTable?,  // null: the runtime's defaultPolicy for these ratios and thresholds
-    val latencyProfile: Map<String, Any?>?,
+    val checksums: Map<String, String>,  // relative path -> sha256 of every file but manifest.json and profiles/
+    val inputs: ExportInputs,
+    val policy: PolicyTable,  // the whole rule table, written at export: the app has none of its own
 ) {
     /** The layer methods of ratio [ratio], in call order. */
     fun layerMethods(ratio: Int): List<String> =
         ratios[ratio] ?: throw ManifestException("the bundle has no ratio $ratio; it has ${ratios.keys.sorted()}")
 
+    /** The bundle's program for [runtime] ("executorch" or "coreml"), or null when it has none. */
+    fun program(runtime: String): BundleFile? = when (runtime) {
+        RUNTIME_EXECUTORCH -> executorch
+        RUNTIME_COREML -> coreml
+        else -> null
+    }
+
+    /** Where [program]'s file lies in [bundleDir]. */
+    fun programFile(bundleDir: File, runtime: String = RUNTIME_EXECUTORCH): File = File(
+        bundleDir,
+        (program(runtime) ?: throw ManifestException("the bundle has no $runtime program")).path,
+    )
+
     companion object {
-        const val SCHEMA_VERSION = 1
+        const val SCHEMA_VERSION = 2
 
         fun parse(text: String): Manifest {
             val json = try {
@@ -70,18 +94,43 @@ data class Manifest(
             return fromJson(json)
         }
 
+        /**
+         * The manifest of [bundleDir], parsed and checked, and every file its checksums list hashed:
+         * the first (in path order) that is missing or differs is named and the bundle refused.
+         */
         fun load(bundleDir: File): Manifest {
             val file = File(bundleDir, "manifest.json")
             if (!file.isFile) throw ManifestException("$bundleDir is not a bundle: no manifest.json")
-            return parse(file.readText())
+            return parse(file.readText()).also { checkFiles(bundleDir, it) }
+        }
+
+        /** Every file in [manifest]'s checksums is in [bundleDir] with its exported sha256 (runtime/bundle.py's check_files). */
+        fun checkFiles(bundleDir: File, manifest: Manifest) {
+            for ((path, expected) in manifest.checksums.toSortedMap()) {
+                val file = File(bundleDir, path)
+                if (!file.isFile) throw ManifestException("$bundleDir: $path is missing; copy the bundle again (or export it again)")
+                if (sha256Hex(file) != expected) {
+                    throw ManifestException(
+                        "$bundleDir: $path is not the file that was exported (sha256 differs): truncated or altered; " +
+                            "copy the bundle again (or export it again)",
+                    )
+                }
+            }
         }
 
         fun fromJson(json: Any?): Manifest {
             val root = Fields(json, "manifest")
-            val version = root.int("schema_version")
-            if (version != SCHEMA_VERSION) {
-                throw ManifestException("manifest schema_version $version is not $SCHEMA_VERSION: export the bundle again")
+            val version = root.optional("schema_version")
+            if (version != SCHEMA_VERSION.toLong()) {
+                throw ManifestException(
+                    "manifest schema_version $version is not $SCHEMA_VERSION: the bundle was written by an older " +
+                        "edge-variator; export the bundle again",
+                )
             }
+            val policyJson = root.optional("policy") ?: throw ManifestException(
+                "manifest.json has no policy table (policy is missing or null), and the app has none of its own " +
+                    "to fall back on: export the bundle again",
+            )
             val backbone = root.obj("backbone")
             val model = modelFrom(root.obj("model"))
             val methods = root.obj("methods").let { all ->
@@ -96,18 +145,34 @@ data class Manifest(
             }
             val exits = exitsFrom(root.obj("exits"))
             val files = root.obj("files")
-            val executorch = files.obj("executorch").let { BundleFile(it.string("path"), it.string("sha256"), it.long("bytes")) }
-            val policy = root.optional("policy")?.let { value ->
-                // As Python's `manifest.get("policy") or default_policy(...)`: an empty table means none.
-                if (value is Map<*, *> && value.isEmpty()) null else PolicyTable.fromJson(value)
+            fun program(fields: Fields) = BundleFile(fields.string("path"), fields.sha256("sha256"), fields.long("bytes"))
+            val executorch = program(files.obj("executorch"))
+            val coreml = files.optional("coreml")?.let { program(files.obj("coreml")) }
+            val checksums = root.obj("checksums").let { all -> all.keys.associateWith { path -> all.sha256(path) } }
+            val inputs = root.obj("inputs").let { fields ->
+                @Suppress("UNCHECKED_CAST")
+                ExportInputs(fields.sha256("export_key"), root.optional("inputs") as Map<String, Any?>)
             }
-            @Suppress("UNCHECKED_CAST")
-            val profile = root.optional("latency_profile")?.let {
-                it as? Map<String, Any?> ?: throw ManifestException("manifest latency_profile must be an object or null")
+            val policy = try {
+                checkPolicy(policyJson, ratios.keys, exits.thresholds)
+            } catch (error: PolicyException) {
+                throw ManifestException("manifest policy: ${error.message}")
             }
             return Manifest(
-                version, backbone.string("id"), backbone.string("sha256"), model, methods, ratios, exits, executorch,
-                files.strings("tokenizer"), policy, profile,
+                schemaVersion = SCHEMA_VERSION,
+                libraryVersion = root.string("library_version"),
+                backboneId = backbone.string("id"),
+                backboneSha256 = backbone.string("sha256"),
+                model = model,
+                methods = methods,
+                ratios = ratios,
+                exits = exits,
+                executorch = executorch,
+                coreml = coreml,
+                tokenizerFiles = files.strings("tokenizer"),
+                checksums = checksums,
+                inputs = inputs,
+                policy = policy,
             ).also(::checkConsistent)
         }
 
@@ -190,6 +255,10 @@ data class Manifest(
             }
             val missing = (listOf("embed") + exits.map { "exit_$it" }).filter { it !in manifest.methods }
             if (missing.isNotEmpty()) throw ManifestException("the manifest lacks methods $missing")
+            val program = manifest.executorch
+            if (manifest.checksums[program.path] != program.sha256) {
+                throw ManifestException("manifest checksums do not list ${program.path} with files.executorch's sha256")
+            }
         }
     }
 }
@@ -208,48 +277,57 @@ fun sha256Hex(file: File): String {
     return digest.digest().joinToString("") { "%02x".format(it) }
 }
 
-/** model.pte of [bundleDir], refused when it is missing or not the file that was exported. */
-fun checkedProgram(bundleDir: File, manifest: Manifest): File {
-    val program = File(bundleDir, manifest.executorch.path)
-    if (!program.isFile) throw ManifestException("$bundleDir: the manifest names ${manifest.executorch.path}, which is missing")
-    if (program.length() != manifest.executorch.bytes || sha256Hex(program) != manifest.executorch.sha256) {
-        throw ManifestException("$program is not the file that was exported (size or sha256 differs): copy the bundle again")
-    }
-    return program
-}
-
-/** Typed access to one JSON object; errors name the field, e.g. "manifest.model.max_length". */
-private class Fields(json: Any?, val where: String) {
-    private val map: Map<*, *> = json as? Map<*, *> ?: throw ManifestException("$where must be a JSON object")
+/**
+ * Typed access to one JSON object; errors name the field, e.g. "manifest.model.max_length", and are
+ * made by [refuse] (a ManifestException unless told otherwise).
+ */
+internal class Fields(
+    json: Any?,
+    val where: String,
+    private val refuse: (String) -> IllegalArgumentException = ::ManifestException,
+) {
+    private val map: Map<*, *> = json as? Map<*, *> ?: throw refuse("$where must be a JSON object")
 
     val keys: List<String> get() = map.keys.map { it.toString() }
 
     fun optional(key: String): Any? = map[key]
 
     private fun value(key: String): Any? {
-        if (key !in map) throw ManifestException("$where.$key is missing")
+        if (key !in map) throw refuse("$where.$key is missing")
         return map[key]
     }
 
-    fun obj(key: String) = Fields(value(key), "$where.$key")
+    /** The value of [key], whatever it is; refused when absent. */
+    fun required(key: String): Any? = value(key)
 
-    fun string(key: String): String = value(key) as? String ?: throw ManifestException("$where.$key must be a string")
+    fun obj(key: String) = Fields(value(key), "$where.$key", refuse)
 
-    fun long(key: String): Long = value(key) as? Long ?: throw ManifestException("$where.$key must be an integer")
+    fun string(key: String): String = value(key) as? String ?: throw refuse("$where.$key must be a string")
+
+    fun long(key: String): Long = value(key) as? Long ?: throw refuse("$where.$key must be an integer")
 
     fun int(key: String): Int = long(key).let {
-        if (it < Int.MIN_VALUE || it > Int.MAX_VALUE) throw ManifestException("$where.$key is out of range")
+        if (it < Int.MIN_VALUE || it > Int.MAX_VALUE) throw refuse("$where.$key is out of range")
         it.toInt()
     }
 
     fun double(key: String): Double = when (val number = value(key)) {
         is Long -> number.toDouble()
         is Double -> number
-        else -> throw ManifestException("$where.$key must be a number")
+        else -> throw refuse("$where.$key must be a number")
     }
 
-    fun list(key: String): List<Any?> = value(key) as? List<*> ?: throw ManifestException("$where.$key must be a list")
+    fun list(key: String): List<Any?> = value(key) as? List<*> ?: throw refuse("$where.$key must be a list")
+
+    /** A sha256 as the schema writes it: 64 lowercase hex digits. */
+    fun sha256(key: String): String = string(key).also {
+        if (!SHA256.matches(it)) throw refuse("$where.$key must be a sha256 (64 lowercase hex digits), not '$it'")
+    }
 
     fun strings(key: String): List<String> =
-        list(key).map { it as? String ?: throw ManifestException("$where.$key must hold strings, not $it") }
+        list(key).map { it as? String ?: throw refuse("$where.$key must hold strings, not $it") }
+
+    private companion object {
+        val SHA256 = Regex("[0-9a-f]{64}")
+    }
 }

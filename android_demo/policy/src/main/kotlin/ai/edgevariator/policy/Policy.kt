@@ -3,8 +3,9 @@ package ai.edgevariator.policy
 /*
  * The runtime policy: from the device's state to the compression ratio k and the exit threshold.
  * A port of edge_variator/runtime/policy.py, which is the reference; tests/vectors/policy.json
- * holds the cases both must pass. Rules live in the bundle manifest, never in code: the first
- * rule whose conditions all hold wins, and the last rule has none.
+ * holds the cases both must pass. Rules live in the bundle manifest (or a calibrated policy file
+ * beside it, CalibratedPolicy.kt), never in code: the first rule whose conditions all hold wins,
+ * and the last rule has none.
  */
 
 const val DEFAULT_BATTERY_MARGIN = 0.05
@@ -251,38 +252,15 @@ class Policy(table: PolicyTable, ratios: Collection<Int>, thresholds: Map<String
         decide(table, thresholds, state, activeRule).also { activeRule = it.rule }
 
     companion object {
-        /** The manifest's table, or [defaultPolicy] for the bundle's ratios when it has none. */
-        fun fromManifest(manifest: Manifest): Policy {
-            val ratios = manifest.ratios.keys.sorted()
-            val thresholds = manifest.exits.thresholds
-            return Policy(manifest.policy ?: defaultPolicy(ratios, thresholds), ratios, thresholds)
-        }
+        /**
+         * The manifest's table (written at export), or [table] in its place: a calibrated policy's
+         * ([CalibratedPolicy.policy]), checked against the bundle's ratios and thresholds again.
+         * There is no table of the app's own to fall back on.
+         */
+        fun fromManifest(manifest: Manifest, table: PolicyTable? = null): Policy =
+            Policy(table ?: manifest.policy, manifest.ratios.keys.sorted(), manifest.exits.thresholds)
+
+        /** The table of a calibrated policy file, checked against the bundle when it was read. */
+        fun fromCalibrated(manifest: Manifest, calibrated: CalibratedPolicy): Policy = fromManifest(manifest, calibrated.policy)
     }
-}
-
-/**
- * A table for a bundle that has none: the hotter the phone and the emptier the battery, the
- * stronger the compression and the earlier the exit. Each level asks for k = 1, 2, 4, 8 and gets
- * the largest ratio the bundle has that is no larger.
- */
-fun defaultPolicy(ratios: Collection<Int>, thresholds: Map<String, Double>): PolicyTable {
-    fun ratio(wanted: Int): Int = ratios.filter { it <= wanted }.maxOrNull()
-        ?: throw PolicyException("the bundle has no ratio of at most $wanted; every bundle has ratio 1")
-
-    val byValue = thresholds.entries.sortedWith(compareBy({ it.value }, { it.key })).map { it.key }
-    val careful = byValue.firstOrNull()  // the lowest threshold: the smallest accuracy drop
-    val eager = byValue.lastOrNull()
-    return PolicyTable(
-        rules = listOf(
-            Rule("critical", ratio(8), eager, Conditions(thermalAtLeast = Thermal.CRITICAL)),
-            Rule("low_power", ratio(8), eager, Conditions(lowPower = true)),
-            Rule("serious", ratio(4), eager, Conditions(thermalAtLeast = Thermal.SERIOUS)),
-            Rule("battery_low", ratio(4), eager, Conditions(batteryBelow = 0.2, charging = false)),
-            Rule("fair", ratio(2), careful, Conditions(thermalAtLeast = Thermal.FAIR)),
-            Rule("battery_half", ratio(2), careful, Conditions(batteryBelow = 0.5, charging = false)),
-            Rule("default", ratio(1), careful),
-        ),
-        batteryMargin = DEFAULT_BATTERY_MARGIN,
-        latencyMs = null,
-    )
 }

@@ -240,15 +240,16 @@ class BundleRunner(
 
     companion object {
         /**
-         * The bundle in [bundleDir]: its manifest, its tokenizer/ folder (of the manifest's
-         * model.tokenizer kind, [Tokenizer.fromFolder]), and its program checked
-         * against the manifest's size and sha256, then opened by [load] (ExecuTorchMethods::load
-         * on a phone). [load]'s methods are closed again if the runner cannot be made.
+         * The bundle in [bundleDir]: its manifest, with every file its checksums list (model.pte,
+         * the tokenizer's) checked against its sha256 ([Manifest.load]), its tokenizer/ folder (of
+         * the manifest's model.tokenizer kind, [Tokenizer.fromFolder]), and its program opened by
+         * [load] (ExecuTorchMethods::load on a phone). [load]'s methods are closed again if the
+         * runner cannot be made.
          */
         fun open(bundleDir: File, load: (program: File) -> Methods): BundleRunner {
             val manifest = Manifest.load(bundleDir)
             val tokenizer = Tokenizer.fromFolder(File(bundleDir, "tokenizer"), manifest.model)
-            val methods = load(checkedProgram(bundleDir, manifest))
+            val methods = load(manifest.programFile(bundleDir))
             return try {
                 BundleRunner(manifest, tokenizer, methods, bundleDir)
             } catch (error: Throwable) {
