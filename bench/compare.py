@@ -51,6 +51,7 @@ from edge_variator.defaults import (
 )
 from edge_variator.exits import is_multi_exit
 from edge_variator.export.bundle import load_model as load_for_export
+from edge_variator.export.bundle import needs_calibration
 from edge_variator.profile import pareto_rows
 from edge_variator.runtime.runner import BundleRunner
 from edge_variator.task import load_task
@@ -116,7 +117,7 @@ def bundle_of(models: TaskModels, kind: str, max_length: int, quantize: str = "n
     inputs (defaults.cached_export)."""
     checkpoint, plugins, ratios = ((models.ours, models.plugins, None) if kind == "ours"
                                    else (models.uncompressed, None, [1]))
-    texts = [e.text for e in data.train[:CALIBRATION_TEXTS]] if quantize == "int8" else []
+    texts = [e.text for e in data.train[:CALIBRATION_TEXTS]] if needs_calibration(quantize) else []
     return cached_export(bundle_cache(), f"{models.task}-{kind}-{checkpoint.name}", checkpoint, plugins,
                          ratios,
                          max_length=max_length, quantize=quantize, calibration_texts=texts)[0]

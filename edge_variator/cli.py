@@ -17,7 +17,7 @@ from edge_variator import profile as profiling
 from edge_variator.demo import run_demo
 from edge_variator.encoder import ModelLoadError
 from edge_variator.exits import is_multi_exit
-from edge_variator.export.bundle import describe_bundle, load_model, write_bundle
+from edge_variator.export.bundle import describe_bundle, load_model, needs_calibration, write_bundle
 from edge_variator.runtime.bundle import BundleError
 from edge_variator.runtime.policy import DeviceState, thermal_from_android
 from edge_variator.runtime.runner import BatchRun, format_run, format_summary
@@ -146,7 +146,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     else:
         print(f"dev accuracy not checked: the model predicts {model.labels}, {task.name} has {task.labels} "
               "(name the task it was trained on with --task)")
-    calibration = task.train[:args.calibration_texts] if args.quantize == "int8" else []
+    calibration = task.train[:args.calibration_texts] if needs_calibration(args.quantize) else []
     manifest = write_bundle(model, tokenizer, source, args.out, formats, args.quantize,
                             args.coreml_compress, [e.text for e in calibration])
     print(describe_bundle(args.out, manifest))
@@ -329,12 +329,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--ratios", type=int, nargs="+", help="plugin ratios to include (default: all found)")
     export.add_argument("--out", required=True, help="bundle folder (replaced atomically)")
     export.add_argument("--format", default="executorch", help="executorch[,coreml]")
-    for flag in ("--quantize", "--coreml-compress"):  # int8 weights in model.pte / model.mlpackage
-        export.add_argument(flag, choices=["none", "int8"], default="none")
+    export.add_argument("--quantize", choices=["none", "int8-dynamic", "int8-static", "int8"], default="none",
+                        help="model.pte: int8 weights with activations quantized per token at run time "
+                             "(int8-dynamic, or int8) or at ranges calibrated on train text (int8-static)")
+    export.add_argument("--coreml-compress", choices=["none", "int8"], default="none",
+                        help="model.mlpackage: int8 weights")
     export.add_argument("--max-length", type=int,
                         help="longest input the bundle takes (default: the checkpoint's)")
     export.add_argument("--calibration-texts", type=int, default=200,
-                        help="int8: train texts to calibrate on")
+                        help="int8-static: train texts to calibrate on (no other choice reads any)")
 
     run = command(commands, "run", cmd_run, "classify texts with a bundle under a device state: a JSON line "
                   "per text, then a summary line (the one-time load apart from the warm per-text times)")

@@ -40,21 +40,24 @@ def default_checkpoint() -> tuple[Path, Path]:
     return SHIPPED_ADAPTER, SHIPPED_PLUGINS
 
 
+DEFAULT_FORMATS = ("executorch", "coreml")  # the default bundle ships both: the iOS demo runs the package
+
+
 def export_key(checkpoint: Path, plugins: Path | None, ratios: list[int] | None = None,
-               max_length: int | None = None, quantize: str = "none",
-               calibration_texts: Sequence[str] = ()) -> str:
-    """The export_key (export/bundle.py: export_inputs) of an ExecuTorch bundle of these inputs."""
+               max_length: int | None = None, quantize: str = "none", calibration_texts: Sequence[str] = (),
+               formats: Sequence[str] = ("executorch",)) -> str:
+    """The export_key (export/bundle.py: export_inputs) of a bundle of these inputs."""
     from edge_variator.export.bundle import export_inputs, load_model
 
     model, tokenizer, source = load_model(checkpoint, plugins, ratios, max_length)
-    return export_inputs(model, tokenizer, source, quantize=quantize,
+    return export_inputs(model, tokenizer, source, formats, quantize,
                          calibration_texts=calibration_texts)["export_key"]
 
 
 def default_bundle_name() -> str:
     """`<checkpoint>-<export_key>` of the default checkpoint and its plugin sets."""
     checkpoint, plugins = default_checkpoint()
-    return f"{checkpoint.name}-{export_key(checkpoint, plugins)[:12]}"
+    return f"{checkpoint.name}-{export_key(checkpoint, plugins, formats=DEFAULT_FORMATS)[:12]}"
 
 
 def exported_as(bundle: Path, key: str) -> bool:
@@ -68,7 +71,8 @@ def exported_as(bundle: Path, key: str) -> bool:
 def cached_export(cache: Path, prefix: str, checkpoint: Path, plugins: Path | None,
                   ratios: list[int] | None = None, rebuild: bool = False, shipped: Path | None = None,
                   max_length: int | None = None, quantize: str = "none",
-                  calibration_texts: Sequence[str] = ()) -> tuple[Path, str]:
+                  calibration_texts: Sequence[str] = (),
+                  formats: Sequence[str] = ("executorch",)) -> tuple[Path, str]:
     """The bundle of `checkpoint` (+ plugins) in `cache`, named `<prefix>-<export_key>`: so another
     input (weights, plugins, thresholds, ratios, length, quantization) is another bundle. Reused when
     it is there and whole, else copied from the folder `shipped` when that holds it (into the cache:
@@ -78,7 +82,7 @@ def cached_export(cache: Path, prefix: str, checkpoint: Path, plugins: Path | No
     from edge_variator.export.bundle import export_inputs, load_model, write_bundle
 
     model, tokenizer, source = load_model(checkpoint, plugins, ratios, max_length)
-    key = export_inputs(model, tokenizer, source, quantize=quantize,
+    key = export_inputs(model, tokenizer, source, formats, quantize,
                         calibration_texts=calibration_texts)["export_key"]
     out = Path(cache) / f"{prefix}-{key[:12]}"
     if not rebuild:
@@ -89,17 +93,17 @@ def cached_export(cache: Path, prefix: str, checkpoint: Path, plugins: Path | No
                 with atomic_directory(out) as tmp:
                     shutil.copytree(candidate, tmp, dirs_exist_ok=True)
             return out, origin
-    write_bundle(model, tokenizer, source, out, quantize=quantize, calibration_texts=calibration_texts)
+    write_bundle(model, tokenizer, source, out, formats, quantize, calibration_texts=calibration_texts)
     return out, "exported"
 
 
 def default_bundle(rebuild: bool = False) -> tuple[Path, str]:
-    """The bundle of default_checkpoint(): the one in the cache, else the one shipped with the
-    install (exporting 31 methods takes about 8 minutes on 2 cores), else exported from the shipped
-    weights (cached_export)."""
+    """The bundle of default_checkpoint(), with its Core ML package: the one in the cache, else the
+    one shipped with the install (exporting 31 methods takes about 8 minutes on 2 cores), else
+    exported from the shipped weights (cached_export)."""
     checkpoint, plugins = default_checkpoint()
     return cached_export(bundle_cache(), checkpoint.name, checkpoint, plugins, rebuild=rebuild,
-                         shipped=SHIPPED_BUNDLES)
+                         shipped=SHIPPED_BUNDLES, formats=DEFAULT_FORMATS)
 
 
 def demo_states() -> list[tuple[str, DeviceState]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,8 @@ from conftest import SHA, TINY_CONFIG, tiny_model, tiny_source
 from edge_variator.encoder import additive_mask, default_model_dir
 from edge_variator.export.bundle import canonical_sha256, check_pieces_match, export_inputs, write_bundle
 from edge_variator.export.coreml import describe, weight_bytes
+from edge_variator.export.executorch import piece_inputs, quantized_piece
+from edge_variator.export.pieces import pieces
 from edge_variator.files import folder_digest
 from edge_variator.plugins import set_ratio
 from edge_variator.runtime.bundle import (
@@ -155,11 +158,13 @@ def test_extra_ratios_cost_only_their_plugins(bundle_dir, tokenizer, tmp_path):
     assert with_ratios <= 1.10 * ((tmp_path / "k1" / "model.pte").stat().st_size + plugin_bytes)
 
 
-def test_int8_bundle_runs_close_to_fp32(tokenizer, tmp_path):
+@pytest.mark.parametrize("quantize", ["int8", "int8-static"])
+def test_int8_bundles_run_close_to_fp32(tokenizer, tmp_path, quantize):
     model = tiny_model()
-    manifest = write_bundle(model, tokenizer, tiny_source(), tmp_path / "int8", quantize="int8",
+    manifest = write_bundle(model, tokenizer, tiny_source(), tmp_path / "int8", quantize=quantize,
                             calibration_texts=TEXTS * 4, progress=False)
-    assert manifest["files"]["executorch"]["quantize"] == "int8"
+    assert manifest["files"]["executorch"]["quantize"] == {"int8": "int8-dynamic"}.get(quantize, quantize)
+    assert (manifest["inputs"]["calibration_sha256"] is None) == (quantize == "int8")  # read only if static
     program = open_program(tmp_path / "int8" / "model.pte")
     batch = tokenizer([TEXTS[1]])
     hidden = program.load_method("embed").execute([batch.input_ids])[0]
@@ -168,6 +173,25 @@ def test_int8_bundle_runs_close_to_fp32(tokenizer, tmp_path):
         expected = model.encoder.layers[0](hidden, additive_mask(batch.attention_mask, hidden.dtype), 1)
     assert (out - expected).abs().max() < 0.1 * expected.abs().max()  # int8 error, not a different function
     assert not torch.equal(out, expected)
+
+
+def test_static_int8_reads_its_calibration_and_dynamic_int8_does_not(tokenizer):
+    """Static activation ranges come from the calibration texts; dynamic ones from each input."""
+    model = tiny_model(ratios=())
+    module = pieces(model)["layer_0_k1"]
+    calm = piece_inputs(model, tokenizer, TEXTS)["layer_0"]
+    loud = [(hidden * 8, mask) for hidden, mask in calm]
+    probe = calm[1]
+
+    def output(static: bool, calibration) -> torch.Tensor:
+        return quantized_piece("layer_0_k1", module, 32, 64, static, calibration).module()(*probe)
+
+    assert not torch.equal(output(True, calm), output(True, loud))
+    assert torch.equal(output(False, calm), output(False, loud))
+    with pytest.raises(ValueError, match="int8-static .* calibration"):
+        write_bundle(model, tokenizer, tiny_source(), Path("unused"), quantize="int8-static", progress=False)
+    with pytest.raises(ValueError, match="quantize must be one of"):
+        write_bundle(model, tokenizer, tiny_source(), Path("unused"), quantize="int4", progress=False)
 
 
 def test_truncated_or_altered_pte_is_refused(bundle_dir, tmp_path):

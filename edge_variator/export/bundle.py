@@ -26,6 +26,21 @@ from edge_variator.task import TaskModel, checkpoint_sha256, load_task
 from edge_variator.tokenizer import MIN_LENGTH, PAD_MULTIPLE, Tokenizer
 
 FORMATS = ("executorch", "coreml")
+QUANTIZE = ("none", "int8-dynamic", "int8-static")  # model.pte; export/executorch.py says what each does
+ALIASES = {"int8": "int8-dynamic"}  # the one int8 of bundles before int8-static
+
+
+def quantize_kind(quantize: str) -> str:
+    """The quantization a name stands for, or ValueError naming the choices."""
+    kind = ALIASES.get(quantize, quantize)
+    if kind not in QUANTIZE:
+        raise ValueError(f"quantize must be one of {[*QUANTIZE, *ALIASES]}, not {quantize!r}")
+    return kind
+
+
+def needs_calibration(quantize: str) -> bool:
+    """Whether that quantization reads calibration texts (only int8-static's observers do)."""
+    return quantize_kind(quantize) == "int8-static"
 
 
 def load_model(checkpoint: str | Path, plugins: str | Path | None = None, ratios: Sequence[int] | None = None,
@@ -89,7 +104,8 @@ def export_inputs(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, sourc
     from edge_variator.plugins import available_ratios
 
     ratios = available_ratios(model.encoder)
-    calibrated = quantize == "int8" and calibration_texts
+    quantize = quantize_kind(quantize)
+    calibrated = needs_calibration(quantize) and calibration_texts
     inputs = {"checkpoint_sha256": source["sha256"], "plugins_sha256": source.get("plugins_sha256", {}),
               "criterion": source["criterion"], "thresholds": source["thresholds"],
               "policy_sha256": canonical_sha256(default_policy(ratios, source["thresholds"])),
@@ -143,7 +159,11 @@ def write_bundle(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, source
         raise ValueError(f"formats must include 'executorch' and be among {FORMATS}, not {list(formats)}")
     model.eval()
     inputs = export_inputs(model, tokenizer, source, formats, quantize, coreml_compress, calibration_texts)
-    calibration = piece_inputs(model, tokenizer, calibration_texts) if quantize == "int8" else None
+    quantize = quantize_kind(quantize)
+    if needs_calibration(quantize) and not calibration_texts:
+        raise ValueError("int8-static quantizes activations at ranges seen on task text: give calibration "
+                         "texts")
+    calibration = piece_inputs(model, tokenizer, calibration_texts) if needs_calibration(quantize) else None
     programs = export_programs(model, tokenizer.max_length, quantize=quantize, calibration=calibration,
                                progress=progress)
     with atomic_directory(out_dir) as tmp:

@@ -1,9 +1,12 @@
 """Lower every piece into ONE ExecuTorch program (`model.pte`, XNNPACK), fp32 or int8.
 
 All methods are lowered together so that a weight used by several of them (the frozen layer
-weights shared by k = 1, 2, 4, 8) is stored once. int8 is the pt2e flow with XNNPACK's quantizer:
-per-channel int8 weights with dynamically quantized activations for every linear layer,
-calibrated on real hidden states of task text (what each piece sees when the model runs).
+weights shared by k = 1, 2, 4, 8) is stored once. int8 is the pt2e flow with XNNPACK's quantizer,
+per-channel int8 weights for every linear layer, in one of two kinds:
+- int8-dynamic: activations quantized per token at run time, from their own range; no
+  calibration text is read (`int8`, the name of old, means this);
+- int8-static: activations quantized with fixed ranges observed on real hidden states of task
+  text (what each piece sees when the model runs), the calibration texts.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from tqdm import tqdm
 
 from edge_variator.encoder import additive_mask
 from edge_variator.exits import MultiExitModel
+from edge_variator.export.bundle import quantize_kind
 from edge_variator.export.pieces import (
     dynamic_shapes,
     example_inputs,
@@ -36,8 +40,6 @@ from edge_variator.export.pieces import (
 )
 from edge_variator.task import TaskModel
 from edge_variator.tokenizer import Tokenizer
-
-QUANTIZE = ("none", "int8")
 
 
 def piece_inputs(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, texts: Sequence[str]
@@ -57,16 +59,17 @@ def piece_inputs(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, texts:
     return calibration
 
 
-def quantized_piece(name: str, module: nn.Module, hidden: int, max_length: int,
-                    calibration: list[tuple[torch.Tensor, ...]]) -> ExportedProgram:
-    """int8 weights (per channel), int8 activations quantized on the fly, for every linear layer."""
-    config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True)
+def quantized_piece(name: str, module: nn.Module, hidden: int, max_length: int, static: bool,
+                    calibration: list[tuple[torch.Tensor, ...]] = ()) -> ExportedProgram:
+    """int8 weights (per channel) for every linear layer, and int8 activations: with `static`, at the
+    ranges the observers saw on `calibration`; else quantized on the fly (no calibration read)."""
+    config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=not static)
     quantizer = XNNPACKQuantizer().set_global(config)
     shapes = dynamic_shapes(name, max_length)
     with torch.no_grad():
         graph = export(module, example_inputs(name, hidden), dynamic_shapes=shapes).module()
         prepared = prepare_pt2e(graph, quantizer)
-        for inputs in calibration:
+        for inputs in calibration if static else [example_inputs(name, hidden)]:  # dynamic: a trace only
             prepared(*inputs)
         return export(convert_pt2e(prepared), example_inputs(name, hidden), dynamic_shapes=shapes)
 
@@ -76,17 +79,18 @@ def export_programs(model: TaskModel | MultiExitModel, max_length: int, ratios: 
                     xnnpack: bool = True) -> dict[str, ExportedProgram]:
     """Method name -> exported program, for every piece of the model (its XNNPACK rebuild, or with
     xnnpack=False the model's own modules, for Core ML)."""
-    if quantize not in QUANTIZE:
-        raise ValueError(f"quantize must be one of {QUANTIZE}, not {quantize!r}")
-    if quantize == "int8" and not calibration:
-        raise ValueError("int8 needs calibration inputs: piece_inputs(model, tokenizer, texts)")
+    quantize = quantize_kind(quantize)
+    if quantize == "int8-static" and not calibration:
+        raise ValueError("int8-static needs calibration inputs: piece_inputs(model, tokenizer, texts)")
     hidden = model.encoder.config.hidden
     programs = {}
     for name, module in tqdm(pieces(model.eval(), ratios, xnnpack).items(), desc=f"export ({quantize})",
                              disable=not progress):
-        if quantize == "int8" and name != "embed":  # lookups stay fp32: they are memory, not compute
+        if quantize != "none" and name != "embed":  # lookups stay fp32: they are memory, not compute
+            static = quantize == "int8-static"
             key = name.rsplit("_k", 1)[0]
-            programs[name] = quantized_piece(name, module, hidden, max_length, calibration[key])
+            programs[name] = quantized_piece(name, module, hidden, max_length, static,
+                                             calibration[key] if static else ())
         else:
             programs[name] = export_piece(name, module, hidden, max_length)
     return programs
