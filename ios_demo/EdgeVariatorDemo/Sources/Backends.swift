@@ -33,15 +33,14 @@ func standardNormal(count: Int) -> [Float] {
 /// model.pte through ExecuTorch's Swift API (XNNPACK): a method per call, loaded on first use.
 final class ExecuTorchBackend: MethodBackend {
     private let module: Module
-    let runtime = "ExecuTorch 1.4.1 (XNNPACK), Swift API, iOS"
-    let pteSha256: String?
+    let runtime = ProgramRuntime.executorch  // its profiles carry files.executorch.sha256
+    let runtimeVersion = "ExecuTorch 1.4.1 (XNNPACK), Swift API, iOS"
 
     init(bundle: URL, manifest: Manifest) throws {
         let path = bundle.appendingPathComponent(manifest.files.executorch.path).path
         guard FileManager.default.fileExists(atPath: path) else { throw DemoError.missingFile(manifest.files.executorch.path) }
         module = Module(filePath: path)
         try module.load()
-        pteSha256 = manifest.files.executorch.sha256
     }
 
     func load(_ methods: [String]) throws {
@@ -96,23 +95,27 @@ final class CoreMLBackend: MethodBackend {
     private let compiled: URL
     private let computeUnits: MLComputeUnits
     private var functions: [String: Function] = [:]
-    let runtime: String
-    let pteSha256: String? = nil
+    let runtime = ProgramRuntime.coreml  // its profiles carry files.coreml.sha256, the package digest
+    let runtimeVersion: String
 
+    /// The bundle's model.mlpackage (files.coreml; without it the bundle has no Core ML program),
+    /// whose files LoadedBundle has checked against the manifest's checksums.
     init(bundle: URL, manifest: Manifest, computeUnits: MLComputeUnits = .all) async throws {
         guard let file = manifest.files.coreml else { throw DemoError.noCoreML }
         let package = bundle.appendingPathComponent(file.path)
         guard FileManager.default.fileExists(atPath: package.path) else { throw DemoError.missingFile(file.path) }
-        compiled = try await CoreMLBackend.compile(package, key: file.sha256)
+        compiled = try await CoreMLBackend.compile(package, digest: file.sha256)
         self.computeUnits = computeUnits
         let units = computeUnits == .all ? "all compute units" : computeUnits == .cpuOnly ? "CPU only" : "CPU and GPU/NE"
-        runtime = "Core ML (iOS 18 multifunction, fp16, \(units))"
+        runtimeVersion = "Core ML (iOS 18 multifunction, fp16, \(units))"
     }
 
-    /// Compile the package once (minutes on a phone for a large model) and keep it in Caches.
-    static func compile(_ package: URL, key: String) async throws -> URL {
+    /// Compile the package once (minutes on a phone for a large model) and keep it in Caches, keyed
+    /// by the package's digest (files.coreml.sha256: the sha256 of every file of the package, which
+    /// the manifest's checksums agree with), so that another export compiles again.
+    static func compile(_ package: URL, digest: String) async throws -> URL {
         let caches = FileManager.default.urls(for: .cachesDirectory, in: .userDomainMask)[0]
-        let target = caches.appendingPathComponent("model-\(key.prefix(16)).mlmodelc")
+        let target = caches.appendingPathComponent("model-\(digest).mlmodelc")
         if FileManager.default.fileExists(atPath: target.path) { return target }
         let temporary = try await MLModel.compileModel(at: package)
         try? FileManager.default.removeItem(at: target)

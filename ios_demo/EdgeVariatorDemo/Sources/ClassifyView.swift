@@ -57,7 +57,7 @@ struct ClassifyView: View {
             Text("Device")
         } footer: {
             Text("Read from ProcessInfo.thermalState, UIDevice battery level and state, and Low Power Mode; "
-                 + "updated on their notifications. A budget needs a latency profile in the bundle's policy.")
+                 + "updated on their notifications. A budget needs the latencies of a policy calibrated for this phone.")
         }
     }
 
@@ -70,6 +70,9 @@ struct ClassifyView: View {
                 LabeledContent("Exit threshold", value: thresholdText(decision))
             case .failure(let error):
                 Text(error.localizedDescription).foregroundStyle(.red)
+            }
+            if let source = model.policySource {
+                Text("Table: \(source)").font(.footnote).foregroundStyle(.secondary)
             }
         }
     }

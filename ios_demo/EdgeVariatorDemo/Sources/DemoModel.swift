@@ -8,6 +8,14 @@ enum Runtime: String, CaseIterable, Identifiable {
     case coreml = "Core ML"
 
     var id: String { rawValue }
+
+    /// The bundle's program it runs: what profiles/<runtime>/ is named by.
+    var program: ProgramRuntime {
+        switch self {
+        case .executorch: return .executorch
+        case .coreml: return .coreml
+        }
+    }
 }
 
 /// The app's state: the bundles found, the one open (manifest, tokenizer, policy, backend), and
@@ -18,6 +26,7 @@ final class DemoModel: ObservableObject {
     @Published private(set) var bundleFolders: [URL] = []
     @Published private(set) var bundle: LoadedBundle?
     @Published private(set) var policy: Policy?
+    @Published private(set) var policySource: String?  // whose table the policy is
     @Published private(set) var runtime: Runtime = .executorch
     @Published var budgetMs: Double?
     @Published private(set) var busy = false
@@ -69,8 +78,8 @@ final class DemoModel: ObservableObject {
         defer { busy = false }
         message = "opening \(folder.lastPathComponent) with \(runtime.rawValue)..."
         do {
-            let bundle = try LoadedBundle(folder: folder)
-            let policy = try Policy(manifest: bundle.manifest)  // null policy: the default table
+            let bundle = try await offMain { try LoadedBundle(folder: folder) }  // hashes every file of the bundle
+            let (policy, source) = try Self.policy(for: bundle, runtime: runtime.program, device: deviceName)
             let backend: any MethodBackend
             switch runtime {
             case .executorch:
@@ -81,13 +90,42 @@ final class DemoModel: ObservableObject {
             }
             self.bundle = bundle
             self.policy = policy
+            policySource = source
             self.backend = backend
             self.runtime = runtime
             result = nil
-            message = "\(bundle.name): \(bundle.manifest.model.layers) layers, ratios \(bundle.manifest.ratioValues), "
-                + "\(bundle.manifest.policy == nil ? "default policy" : "the bundle's policy")"
+            message = "\(bundle.name): \(bundle.manifest.model.layers) layers, ratios \(bundle.manifest.ratioValues), \(source)"
         } catch {
             message = "\(folder.lastPathComponent): \(error.localizedDescription)"
+        }
+    }
+
+    /// "iPhone16,1 (iOS 18.2)": the device a profile says it was measured on, and the name of its
+    /// files in profiles/<runtime>/ (deviceSlug).
+    var deviceName: String { deviceDescription(systemVersion: UIDevice.current.systemVersion) }
+
+    /// Where this phone's profiles of a bundle go, laid out as in the bundle (profiles/<runtime>/):
+    /// the bundle's own folder when it can be written (Documents), else a folder of that name under
+    /// Documents/bundle-profiles/ (a bundle shipped inside the app is read-only).
+    static func profilesRoot(for bundle: LoadedBundle) -> URL {
+        if FileManager.default.isWritableFile(atPath: bundle.folder.path) { return bundle.folder }
+        return documents.appendingPathComponent("bundle-profiles").appendingPathComponent(bundle.folder.lastPathComponent)
+    }
+
+    /// The policy for this runtime on this phone: the table calibrated for them
+    /// (profiles/<runtime>/<device>.policy.json, from `edge-variator calibrate`) when there is one and
+    /// its runtime, program and table check out against the bundle; else the manifest's own table.
+    static func policy(for bundle: LoadedBundle, runtime: ProgramRuntime, device: String) throws -> (Policy, String) {
+        let file = calibratedPolicyURL(bundle: profilesRoot(for: bundle), runtime: runtime, device: device)
+        guard FileManager.default.fileExists(atPath: file.path) else {
+            return (try Policy(manifest: bundle.manifest), "the bundle's policy")
+        }
+        do {
+            let table = try CalibratedPolicy.load(file, manifest: bundle.manifest, runtime: runtime)
+            return (try Policy(manifest: bundle.manifest, table: table), "the policy calibrated for this phone (\(file.lastPathComponent))")
+        } catch {
+            return (try Policy(manifest: bundle.manifest),
+                    "the bundle's policy (\(file.lastPathComponent) refused: \(error.localizedDescription))")
         }
     }
 
@@ -114,29 +152,30 @@ final class DemoModel: ObservableObject {
         }
     }
 
-    /// Time every method at these lengths and write the profile JSON into Documents/profiles/.
+    /// Time every method at these lengths and write the profile JSON where the bundle keeps its
+    /// profiles: profiles/<runtime>/<device>.json (profilesRoot).
     func profile(lengths: [Int], warmup: Int, repeats: Int) async {
         guard let bundle, let backend, !busy else { return }
         busy = true
         profileProgress = 0
         defer { busy = false; profileProgress = nil }
-        let device = deviceDescription(systemVersion: UIDevice.current.systemVersion)
+        let device = deviceName
         do {
             let profile = try await offMain {
                 try profileBundle(bundle, backend: backend, lengths: lengths, warmup: warmup, repeats: repeats, device: device,
                                   progress: { fraction in Task { @MainActor in self.profileProgress = fraction } })
             }
-            let folder = Self.documents.appendingPathComponent("profiles")
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "-")
-            let file = folder.appendingPathComponent("profile-\(bundle.folder.lastPathComponent)-\(runtime == .coreml ? "coreml" : "executorch")-\(stamp).json")
+            let root = Self.profilesRoot(for: bundle)
+            let file = profileURL(bundle: root, runtime: backend.runtime, device: device)
+            try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
             try profile.jsonData().write(to: file, options: .atomic)
             profileFile = file
             let longest = lengths.max() ?? 0
             profileSummary = try bundle.manifest.ratioValues.map { k in
                 (k, try profile.depthLatency(manifest: bundle.manifest, ratio: k, length: longest).last ?? 0)
             }
-            message = "profile written: Documents/profiles/\(file.lastPathComponent)"
+            let shown = file.path.replacingOccurrences(of: Self.documents.path + "/", with: "Documents/")
+            message = "profile written: \(shown)"
         } catch {
             message = "profiling failed: \(error.localizedDescription)"
         }

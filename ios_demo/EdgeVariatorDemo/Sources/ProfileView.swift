@@ -3,7 +3,8 @@ import SwiftUI
 import UniformTypeIdentifiers
 
 /// Time every method of the open bundle on this phone (warm-up, repeats, median and p90 at each
-/// length), write the profile JSON that `edge-variator profile BUNDLE --import` reads, and share it.
+/// length), write the profile JSON (version 2, profiles/<runtime>/<device>.json) that
+/// `edge-variator calibrate` and `edge-variator profile BUNDLE --import` read, and share it.
 struct ProfileView: View {
     @EnvironmentObject private var model: DemoModel
     @State private var lengths: Set<Int> = [16, 64, 128]
@@ -55,8 +56,11 @@ struct ProfileView: View {
                     Section {
                         ShareLink(item: file) { Label("Share \(file.lastPathComponent)", systemImage: "square.and.arrow.up") }
                     } footer: {
-                        Text("Also in the Files app: On My iPhone > Edge Variator > profiles. On the host: "
-                             + "edge-variator profile BUNDLE --import \(file.lastPathComponent)")
+                        Text("Also in the Files app (On My iPhone > Edge Variator), in the bundle's profiles/"
+                             + "\(model.runtime.program.rawValue)/ (or bundle-profiles/ for a bundle inside the app). On the host, "
+                             + "copy it into the bundle's profiles/\(model.runtime.program.rawValue)/ and run edge-variator calibrate "
+                             + "BUNDLE --profile \(file.lastPathComponent) --runtime \(model.runtime.program.rawValue) --budget ...; "
+                             + "the .policy.json it writes beside it is the table this app then uses.")
                     }
                 }
                 if let message = model.message {

@@ -81,18 +81,6 @@ public enum JSONValue: Equatable, Codable, CustomStringConvertible {
 
     public var isNull: Bool { self == .null }
 
-    /// Python's truthiness, for the places where the reference writes `x or default` / `if x:`.
-    var isTruthy: Bool {
-        switch self {
-        case .null: return false
-        case .bool(let value): return value
-        case .number(let value): return value != 0
-        case .string(let value): return !value.isEmpty
-        case .array(let value): return !value.isEmpty
-        case .object(let value): return !value.isEmpty
-        }
-    }
-
     public var description: String {
         switch self {
         case .null: return "null"

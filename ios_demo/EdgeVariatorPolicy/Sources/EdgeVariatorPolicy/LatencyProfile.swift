@@ -1,26 +1,120 @@
 import Foundation
 
 // A latency profile in the one format edge_variator/profile.py reads (`edge-variator profile
-// BUNDLE --import profile.json`; the schema's $defs/latency_profile):
-//   {"format": "edge-variator-latency-profile", "version": 1, "device": "...", "runtime": "...",
-//    "pte_sha256": "...", "warmup": 3, "repeats": 20,
+// BUNDLE --import profile.json`; the schema's $defs/latency_profile; docs/BUNDLE.md), kept in the
+// bundle's profiles/<runtime>/<device>.json:
+//   {"format": "edge-variator-latency-profile", "version": 2, "runtime": "executorch",
+//    "runtime_version": "executorch 1.4.0 (xnnpack)", "device": "...",
+//    "program_sha256": "...",                      # files.<runtime>.sha256 of the program timed
+//    "warmup": 3, "repeats": 20,
 //    "methods": {"layer_0_k4": {"64": {"median_ms": 1.9, "p90_ms": 2.2}, ...}, ...}}
+// and the policy calibrated from it, profiles/<runtime>/<device>.policy.json (CalibratedPolicy).
 
 public enum ProfileError: Error, Equatable, CustomStringConvertible, LocalizedError {
     case lengths([Int], multiple: Int, min: Int, max: Int)
     case counts(repeats: Int, warmup: Int)
+    /// Not a latency profile of this format (what the schema refuses).
     case invalid(String)
+    /// Not a calibrated policy of this format.
+    case invalidPolicy(String)
+    /// A document of the right format but another version (an older edge-variator or app wrote it).
+    case version(what: String, found: String, expected: Int)
+    /// A well-formed document that does not belong to this bundle or runtime.
+    case mismatch(String)
 
     public var description: String {
         switch self {
         case .lengths(let bad, let multiple, let min, let max):
             return "lengths \(bad) are not multiples of \(multiple) from \(min) to \(max)"
         case .counts: return "repeats must be at least 1 and warmup at least 0"
-        case .invalid(let problem): return "not a latency profile (edge-variator-latency-profile 1): \(problem)"
+        case .invalid(let problem):
+            return "not a latency profile (\(LatencyProfile.format) \(LatencyProfile.version)): \(problem)"
+        case .invalidPolicy(let problem):
+            return "not a calibrated policy (\(CalibratedPolicy.format) \(CalibratedPolicy.version)): \(problem)"
+        case .version(let what, let found, let expected):
+            return "\(what) of version \(found) is not version \(expected) (an older edge-variator or app wrote it): make it again"
+        case .mismatch(let problem): return problem
         }
     }
 
     public var errorDescription: String? { description }
+}
+
+/// A device name as a file name (profile.device_slug): lower case, every run of characters other
+/// than a-z and 0-9 one "-", trimmed of "-"; "device" when nothing is left.
+public func deviceSlug(_ device: String) -> String {
+    var slug = ""
+    var dash = false
+    for scalar in device.lowercased().unicodeScalars {  // code points, as Python's re sees them
+        if ("a"..."z").contains(scalar) || ("0"..."9").contains(scalar) {
+            if dash && !slug.isEmpty { slug.append("-") }
+            slug.unicodeScalars.append(scalar)
+            dash = false
+        } else {
+            dash = true
+        }
+    }
+    return slug.isEmpty ? "device" : slug
+}
+
+/// The file name of a device's latency profile in profiles/<runtime>/: "<slug>.json".
+public func profileFileName(device: String) -> String { "\(deviceSlug(device)).json" }
+
+/// The file name of the policy calibrated from it, beside it: "<slug>.policy.json".
+public func calibratedPolicyFileName(device: String) -> String { "\(deviceSlug(device)).policy.json" }
+
+/// Where a bundle keeps the profile of `runtime` on `device` (profile.profile_path).
+public func profileURL(bundle folder: URL, runtime: ProgramRuntime, device: String) -> URL {
+    folder.appendingPathComponent("profiles").appendingPathComponent(runtime.rawValue)
+        .appendingPathComponent(profileFileName(device: device))
+}
+
+/// Where a bundle keeps the policy calibrated for `runtime` on `device`, beside its profile.
+public func calibratedPolicyURL(bundle folder: URL, runtime: ProgramRuntime, device: String) -> URL {
+    folder.appendingPathComponent("profiles").appendingPathComponent(runtime.rawValue)
+        .appendingPathComponent(calibratedPolicyFileName(device: device))
+}
+
+/// check_program: a document made on `runtime` (profile or calibrated policy) was made on this
+/// bundle's program of that runtime.
+func checkProgram(what: String, runtime documentRuntime: String, programSha256: String, manifest: Manifest,
+                  runtime: ProgramRuntime) throws {
+    if documentRuntime != runtime.rawValue {
+        throw ProfileError.mismatch("the \(what) is for the bundle's \(documentRuntime) program, not its \(runtime.rawValue) one")
+    }
+    guard let program = manifest.program(runtime) else {
+        throw ProfileError.mismatch("the bundle has no \(runtime.rawValue) program")
+    }
+    if programSha256 != program.sha256 {
+        throw ProfileError.mismatch("the \(what) was made on another \(program.path) (program_sha256 differs); profile this bundle")
+    }
+}
+
+/// The format and version of a document, read before anything else, so that an older one is told
+/// its version rather than a missing field.
+private struct Header: Decodable {
+    let format: JSONValue?
+    let version: JSONValue?
+}
+
+/// The JSON of a document parsed with `decode`, a DecodingError turned into `wrap`'s error.
+func decodeDocument<T: Decodable>(_ type: T.Type, from data: Data, wrap: (String) -> ProfileError) throws -> T {
+    do {
+        return try JSONDecoder().decode(T.self, from: data)
+    } catch let error as DecodingError {
+        throw wrap(Manifest.explain(error))
+    }
+}
+
+/// Raise unless the header says this format and version (profile._follows' first step).
+func checkHeader(_ data: Data, what: String, format: String, version: Int, wrap: (String) -> ProfileError) throws {
+    let header = try decodeDocument(Header.self, from: data, wrap: wrap)
+    guard header.format == .string(format) else {
+        throw wrap("format is \(header.format?.description ?? "missing"), not \"\(format)\"")
+    }
+    if header.version != .number(Double(version)) {
+        throw ProfileError.version(what: what, found: header.version?.description ?? "missing", expected: version)
+    }
 }
 
 public struct Timing: Equatable, Codable, Sendable {
@@ -47,28 +141,56 @@ public struct Timing: Equatable, Codable, Sendable {
 
 public struct LatencyProfile: Equatable, Codable, Sendable {
     public static let format = "edge-variator-latency-profile"
+    public static let version = 2
 
     public var format: String = LatencyProfile.format
-    public var version: Int = 1
-    public var device: String
+    public var version: Int = LatencyProfile.version
+    /// Which of the bundle's programs was timed: "executorch" or "coreml" (ProgramRuntime).
     public var runtime: String
-    public var pteSha256: String?
+    /// What ran it, in words: "ExecuTorch 1.4.1 (XNNPACK), Swift API, iOS 18.2".
+    public var runtimeVersion: String?
+    public var device: String
+    /// files.<runtime>.sha256 of the program timed.
+    public var programSha256: String
     public var warmup: Int
     public var repeats: Int
     public var methods: [String: [String: Timing]]  // method -> length (as a string) -> timing
 
     enum CodingKeys: String, CodingKey {
-        case format, version, device, runtime, pteSha256 = "pte_sha256", warmup, repeats, methods
+        case format, version, runtime, runtimeVersion = "runtime_version", device, programSha256 = "program_sha256"
+        case warmup, repeats, methods
     }
 
-    public init(device: String, runtime: String, pteSha256: String?, warmup: Int, repeats: Int,
-                methods: [String: [String: Timing]]) {
+    public init(runtime: ProgramRuntime, runtimeVersion: String?, device: String, programSha256: String, warmup: Int,
+                repeats: Int, methods: [String: [String: Timing]]) {
+        self.runtime = runtime.rawValue
+        self.runtimeVersion = runtimeVersion
         self.device = device
-        self.runtime = runtime
-        self.pteSha256 = pteSha256
+        self.programSha256 = programSha256
         self.warmup = warmup
         self.repeats = repeats
         self.methods = methods
+    }
+
+    /// A profile file's JSON: another format or version is refused before its fields are read
+    /// (a version 1 profile had pte_sha256 and no program_sha256).
+    public init(data: Data) throws {
+        try checkHeader(data, what: "a latency profile", format: LatencyProfile.format, version: LatencyProfile.version,
+                        wrap: ProfileError.invalid)
+        self = try decodeDocument(LatencyProfile.self, from: data, wrap: ProfileError.invalid)
+    }
+
+    /// profile.load_profile: a profile file, checked (against the bundle's `runtime` program, given a manifest).
+    public static func load(_ url: URL, manifest: Manifest? = nil, runtime: ProgramRuntime = .executorch) throws -> LatencyProfile {
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            throw ProfileError.invalid("cannot read \(url.path): \(error.localizedDescription)")
+        }
+        let profile = try LatencyProfile(data: data)
+        try profile.check(against: manifest, runtime: runtime)
+        return profile
     }
 
     /// The JSON file to bring back to the host (sorted keys, as the Python side writes).
@@ -78,10 +200,17 @@ public struct LatencyProfile: Equatable, Codable, Sendable {
         return try encoder.encode(self)
     }
 
-    /// What check_profile checks: the schema's latency_profile and, given a manifest, that every
-    /// method is covered and the profile was measured on its model.pte.
-    public func check(against manifest: Manifest? = nil) throws {
-        if format != LatencyProfile.format || version != 1 { throw ProfileError.invalid("format/version") }
+    /// What check_profile checks: the schema's latency_profile and, given a manifest, that the
+    /// profile timed that bundle's `runtime` program and covers every method.
+    public func check(against manifest: Manifest? = nil, runtime: ProgramRuntime = .executorch) throws {
+        if format != LatencyProfile.format { throw ProfileError.invalid("format is \"\(format)\"") }
+        if version != LatencyProfile.version {
+            throw ProfileError.version(what: "a latency profile", found: String(version), expected: LatencyProfile.version)
+        }
+        if ProgramRuntime(rawValue: self.runtime) == nil {
+            throw ProfileError.invalid("runtime \"\(self.runtime)\" is not one of \(ProgramRuntime.allCases.map(\.rawValue))")
+        }
+        if !isSha256(programSha256) { throw ProfileError.invalid("program_sha256 is not a sha256: \(programSha256)") }
         if warmup < 0 || repeats < 1 { throw ProfileError.counts(repeats: repeats, warmup: warmup) }
         if methods.isEmpty { throw ProfileError.invalid("methods is empty") }
         for (name, rows) in methods {
@@ -95,11 +224,10 @@ public struct LatencyProfile: Equatable, Codable, Sendable {
             }
         }
         guard let manifest else { return }
+        try checkProgram(what: "latency profile", runtime: self.runtime, programSha256: programSha256, manifest: manifest,
+                         runtime: runtime)
         let missing = Set(manifest.methods.keys).subtracting(methods.keys).sorted()
-        if !missing.isEmpty { throw ProfileError.invalid("the profile lacks methods this bundle has: \(missing.prefix(5))") }
-        if let sha = pteSha256, sha != manifest.files.executorch.sha256 {
-            throw ProfileError.invalid("the profile was measured on another model.pte (pte_sha256 differs)")
-        }
+        if !missing.isEmpty { throw ProfileError.mismatch("the profile lacks methods this bundle has: \(missing.prefix(5))") }
     }
 
     /// Median ms of a run that stops after layer 1, 2, ..., L at this ratio (profile.depth_latency).

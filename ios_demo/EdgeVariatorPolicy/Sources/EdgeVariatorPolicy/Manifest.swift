@@ -15,6 +15,32 @@ public enum ManifestError: Error, Equatable, CustomStringConvertible, LocalizedE
     public var errorDescription: String? { description }
 }
 
+/// A bundle folder whose files are not the ones exported (bundle.py: check_files).
+public enum BundleError: Error, Equatable, CustomStringConvertible, LocalizedError {
+    case notABundle(folder: String)
+    case missing(path: String, folder: String)
+    case altered(path: String, folder: String)
+    case unreadable(path: String, folder: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .notABundle(let folder): return "\(folder) is not a bundle: no manifest.json"
+        case .missing(let path, let folder):
+            return "\(path) is missing from the bundle \(folder); export the bundle again (or copy the whole folder)"
+        case .altered(let path, let folder):
+            return "\(path) is not the file that was exported (sha256 differs) in the bundle \(folder): truncated or altered; "
+                + "export the bundle again"
+        case .unreadable(let path, let folder, let reason): return "\(path) of the bundle \(folder) cannot be read: \(reason)"
+        }
+    }
+
+    public var errorDescription: String? { description }
+}
+
+func isSha256(_ text: String) -> Bool {
+    text.utf8.count == 64 && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+}
+
 /// A dimension of a method's input or output: a size, or "seq" for the dynamic length.
 public enum Dimension: Equatable, Codable, Sendable {
     case size(Int)
@@ -45,9 +71,18 @@ public struct MethodSignature: Equatable, Codable, Sendable {
     public let outputs: [TensorSpec]
 }
 
-/// What a phone app reads from a bundle: the methods of model.pte (and functions of
-/// model.mlpackage), the ratios and exits, the policy table and a latency profile if any.
+/// Which of a bundle's programs runs: model.pte through ExecuTorch, or model.mlpackage through
+/// Core ML. What a latency profile's and a calibrated policy's "runtime" say.
+public enum ProgramRuntime: String, CaseIterable, Codable, Sendable {
+    case executorch, coreml
+}
+
+/// What a phone app reads from a bundle (docs/BUNDLE.md, schema 2): the methods of model.pte (and
+/// functions of model.mlpackage), the ratios and exits, the policy table written at export, the
+/// checksum of every file, and what the bundle was exported from.
 public struct Manifest: Decodable {
+    public static let schemaVersion = 2
+
     public struct Backbone: Decodable, Equatable {
         public let id: String
         public let sha256: String
@@ -90,32 +125,70 @@ public struct Manifest: Decodable {
 
     public struct File: Decodable, Equatable {
         public let path: String
+        /// model.pte: the file's sha256; model.mlpackage: the package's digest (folderDigest).
         public let sha256: String
         public let bytes: Int
         public let quantize: String?
         public let functions: [String]?
+        public let lengths: [Int]?  // coreml: the enumerated input lengths of every function
+        public let computeUnits: String?  // coreml: the MLComputeUnits the package was made for
+
+        enum CodingKeys: String, CodingKey {
+            case path, sha256, bytes, quantize, functions, lengths, computeUnits = "compute_units"
+        }
     }
 
     public struct Files: Decodable, Equatable {
         public let executorch: File
-        public let coreml: File?
+        public let coreml: File?  // absent: the bundle has no Core ML program
         public let tokenizer: [String]
+    }
+
+    /// What the bundle was exported from; `exportKey` (the sha256 of the rest as canonical JSON)
+    /// keys the export cache. The rest is read where present, for display.
+    public struct Inputs: Decodable, Equatable {
+        public let exportKey: String
+        public let checkpointSha256: String?
+        public let pluginsSha256: [String: String]?
+        public let criterion: String?
+        public let thresholds: [String: Double]?
+        public let policySha256: String?
+        public let maxLength: Int?
+        public let ratios: [Int]?
+        public let formats: [String]?
+        public let quantize: String?
+        public let coremlCompress: String?
+        public let calibrationSha256: String?
+        public let libraryVersion: String?
+
+        enum CodingKeys: String, CodingKey {
+            case exportKey = "export_key", checkpointSha256 = "checkpoint_sha256", pluginsSha256 = "plugins_sha256"
+            case criterion, thresholds, policySha256 = "policy_sha256", maxLength = "max_length", ratios, formats
+            case quantize, coremlCompress = "coreml_compress", calibrationSha256 = "calibration_sha256"
+            case libraryVersion = "library_version"
+        }
     }
 
     public let schemaVersion: Int
     public let createdBy: String?
+    public let libraryVersion: String
     public let backbone: Backbone
     public let model: Model
     public let methods: [String: MethodSignature]
     public let ratios: [String: [String]]  // "k" -> the layer methods to call, in order
     public let exits: Exits
     public let files: Files
-    public let policy: JSONValue?  // nil (null): the default policy for the bundle's ratios
-    public let latencyProfile: JSONValue?
+    /// The policy table as written; never null (the app has no table of its own).
+    public let policy: JSONValue
+    /// `policy`, checked against the bundle's ratios and thresholds when the manifest was read.
+    public let policyTable: PolicyTable
+    /// Relative path (with "/") -> sha256 of every file of the bundle but manifest.json and profiles/.
+    public let checksums: [String: String]
+    public let inputs: Inputs
 
     enum CodingKeys: String, CodingKey {
-        case schemaVersion = "schema_version", createdBy = "created_by", backbone, model, methods, ratios
-        case exits, files, policy, latencyProfile = "latency_profile"
+        case schemaVersion = "schema_version", createdBy = "created_by", libraryVersion = "library_version"
+        case backbone, model, methods, ratios, exits, files, policy, checksums, inputs
     }
 
     /// The ratios the bundle has, ascending.
@@ -146,6 +219,24 @@ public struct Manifest: Decodable {
         return ka != kb ? ka < kb : a < b
     }
 
+    /// The program a runtime runs: files.executorch or files.coreml (nil when the bundle has none).
+    public func program(_ runtime: ProgramRuntime) -> File? {
+        switch runtime {
+        case .executorch: return files.executorch
+        case .coreml: return files.coreml
+        }
+    }
+
+    /// The digest of the folder `path` (a Core ML package) made from the checksums of the files
+    /// under it, as folder_digest makes it from the files: what files.coreml.sha256 must be.
+    public func packageDigest(_ path: String) -> String {
+        let prefix = path.hasSuffix("/") ? path : path + "/"
+        return digestLines(checksums.filter { $0.key.hasPrefix(prefix) }
+            .map { (path: String($0.key.dropFirst(prefix.count)), sha256: $0.value) })
+    }
+
+    /// manifest.json alone, checked (schema 2, the policy table against the ratios and thresholds);
+    /// the files beside it are not looked at (Manifest.load(bundle:) checks them too).
     public static func load(_ url: URL) throws -> Manifest {
         let data: Data
         do {
@@ -154,6 +245,35 @@ public struct Manifest: Decodable {
             throw ManifestError.unreadable(path: url.path, reason: error.localizedDescription)
         }
         return try Manifest(data: data, path: url.path)
+    }
+
+    /// A bundle folder as load_manifest reads it: its manifest.json checked, then every file the
+    /// checksums list present with its exported sha256 (BundleError names the first, in path
+    /// order, that is not). Hashes every file: model.pte is tens of MB.
+    public static func load(bundle folder: URL) throws -> Manifest {
+        let path = folder.appendingPathComponent("manifest.json")
+        guard FileManager.default.fileExists(atPath: path.path) else { throw BundleError.notABundle(folder: folder.path) }
+        let manifest = try Manifest.load(path)
+        try manifest.checkFiles(in: folder)
+        return manifest
+    }
+
+    /// Every file in `checksums` is in `folder` with that sha256 (check_files), in path order.
+    public func checkFiles(in folder: URL) throws {
+        for (path, expected) in checksums.sorted(by: { codePointOrder($0.key, $1.key) }) {
+            let url = folder.appendingPathComponent(path)
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder), !isFolder.boolValue else {
+                throw BundleError.missing(path: path, folder: folder.path)
+            }
+            let found: String
+            do {
+                found = try SHA256.hex(file: url)
+            } catch {
+                throw BundleError.unreadable(path: path, folder: folder.path, reason: error.localizedDescription)
+            }
+            if found != expected { throw BundleError.altered(path: path, folder: folder.path) }
+        }
     }
 
     public init(data: Data, path: String = "manifest.json") throws {
@@ -167,23 +287,44 @@ public struct Manifest: Decodable {
 
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        schemaVersion = try container.decode(Int.self, forKey: .schemaVersion)
+        // The version first: an older manifest lacks what schema 2 requires, and is told so.
+        let version = try? container.decode(Int.self, forKey: .schemaVersion)
+        guard let version, version == Manifest.schemaVersion else {
+            throw ManifestError.invalid("schema_version \(version.map(String.init) ?? "missing") is not \(Manifest.schemaVersion): "
+                                        + "the bundle was written by an older edge-variator")
+        }
+        schemaVersion = version
         createdBy = try container.decodeIfPresent(String.self, forKey: .createdBy)
+        libraryVersion = try container.decode(String.self, forKey: .libraryVersion)
         backbone = try container.decode(Backbone.self, forKey: .backbone)
         model = try container.decode(Model.self, forKey: .model)
         methods = try container.decode([String: MethodSignature].self, forKey: .methods)
         ratios = try container.decode([String: [String]].self, forKey: .ratios)
         exits = try container.decode(Exits.self, forKey: .exits)
         files = try container.decode(Files.self, forKey: .files)
-        let policy = try container.decodeIfPresent(JSONValue.self, forKey: .policy)
-        self.policy = policy == .null ? nil : policy
-        let profile = try container.decodeIfPresent(JSONValue.self, forKey: .latencyProfile)
-        latencyProfile = profile == .null ? nil : profile
+        guard let checksums = try container.decodeIfPresent([String: String].self, forKey: .checksums) else {
+            throw ManifestError.invalid("checksums is missing (the sha256 of every file of the bundle)")
+        }
+        self.checksums = checksums
+        inputs = try container.decode(Inputs.self, forKey: .inputs)
+        guard let policy = try container.decodeIfPresent(JSONValue.self, forKey: .policy), !policy.isNull else {
+            throw ManifestError.invalid("no policy table (policy is missing or null), and the app has none of its own to fall back on")
+        }
+        self.policy = policy
+        do {
+            policyTable = try checkPolicy(policy, ratios: ratios.keys.compactMap { Int($0) }.sorted(), thresholds: exits.thresholds)
+        } catch let error as PolicyError {
+            throw ManifestError.invalid("policy: \(error)")
+        }
     }
 
     /// The checks a runner relies on (what the schema and bundle.validate say, for this app's needs).
     public func validate() throws {
-        if schemaVersion != 1 { throw ManifestError.invalid("schema_version \(schemaVersion) is not 1: a newer exporter wrote it") }
+        if schemaVersion != Manifest.schemaVersion {
+            throw ManifestError.invalid("schema_version \(schemaVersion) is not \(Manifest.schemaVersion)")
+        }
+        if libraryVersion.isEmpty { throw ManifestError.invalid("library_version is empty") }
+        if !isSha256(inputs.exportKey) { throw ManifestError.invalid("inputs.export_key is not a sha256: \(inputs.exportKey)") }
         if model.labels.count < 2 { throw ManifestError.invalid("model.labels needs at least 2 labels") }
         if model.maxLength < model.minLength || model.maxLength % model.padMultiple != 0 {
             throw ManifestError.invalid("model.max_length \(model.maxLength) is not a multiple of \(model.padMultiple) from \(model.minLength)")
@@ -212,6 +353,27 @@ public struct Manifest: Decodable {
         if !missingExits.isEmpty { throw ManifestError.invalid("exits after layers \(missingExits) have no exit_ method") }
         if let bad = exits.thresholds.first(where: { !($0.value >= 0) }) {
             throw ManifestError.invalid("exit threshold \(bad.key) = \(bad.value) is not a number >= 0")
+        }
+        try validateChecksums()
+    }
+
+    /// checksums name files inside the bundle by sha256, model.pte among them with
+    /// files.executorch's, and files.coreml.sha256 is the digest of the package files listed.
+    private func validateChecksums() throws {
+        if checksums.count < 2 { throw ManifestError.invalid("checksums lists \(checksums.count) file(s); a bundle has its program and tokenizer") }
+        for (path, sha256) in checksums {
+            let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+            if path.hasPrefix("/") || parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) {
+                throw ManifestError.invalid("checksums names \"\(path)\", not a relative path inside the bundle")
+            }
+            if !isSha256(sha256) { throw ManifestError.invalid("checksums of \(path) is not a sha256: \(sha256)") }
+        }
+        let pte = files.executorch
+        if checksums[pte.path] != pte.sha256 {
+            throw ManifestError.invalid("checksums do not list \(pte.path) with files.executorch's sha256")
+        }
+        if let package = files.coreml, packageDigest(package.path) != package.sha256 {
+            throw ManifestError.invalid("files.coreml.sha256 is not the digest of the \(package.path) files the checksums list")
         }
     }
 

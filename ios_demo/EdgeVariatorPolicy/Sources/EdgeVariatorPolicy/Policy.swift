@@ -2,7 +2,8 @@ import Foundation
 
 // The runtime policy, ported from edge_variator/runtime/policy.py (the reference): from the
 // device's state to the compression ratio k and the exit threshold. The rules live in the bundle
-// manifest; tests/vectors/policy.json holds the cases the Python, Kotlin and Swift versions pass.
+// manifest (or a calibrated policy file beside it), never in this code: the port has no table of
+// its own. tests/vectors/policy.json holds the cases the Python, Kotlin and Swift versions pass.
 
 /// iOS `ProcessInfo.ThermalState` names, in order: a rule's `thermal_at_least` holds at or above it.
 public enum ThermalState: String, CaseIterable, Comparable, Sendable {
@@ -78,7 +79,6 @@ public enum PolicyError: Error, Equatable, CustomStringConvertible, LocalizedErr
     case badCondition(rule: String, problem: String)
     case lastRuleHasConditions(String)
     case latency(String)
-    case noRatioAtMost(Int, ratios: [Int])
 
     public var description: String {
         switch self {
@@ -101,8 +101,6 @@ public enum PolicyError: Error, Equatable, CustomStringConvertible, LocalizedErr
             return "the last rule ('\(rule)') must have no conditions, so that every state gets a decision"
         case .latency(let problem):
             return "latency_ms \(problem)"
-        case .noRatioAtMost(let wanted, let ratios):
-            return "the bundle has no ratio of at most \(wanted) (ratios \(ratios.sorted())); every bundle has k = 1"
         }
     }
 
@@ -392,16 +390,11 @@ public final class Policy {
                       thresholds: thresholds)
     }
 
-    /// The manifest's table, or defaultPolicy for the bundle's ratios when it has none (null or {}).
-    public convenience init(manifest: Manifest) throws {
-        let ratios = manifest.ratioValues
-        let thresholds = manifest.exits.thresholds
-        if let table = manifest.policy, table.isTruthy {
-            try self.init(json: table, ratios: ratios, thresholds: thresholds)
-        } else {
-            try self.init(table: defaultPolicy(ratios: ratios, thresholds: thresholds), ratios: ratios,
-                          thresholds: thresholds)
-        }
+    /// The manifest's table (written at export, checked when the manifest was read), or `table`
+    /// (a calibrated policy's, CalibratedPolicy.check) in its place: Policy.from_manifest. There is
+    /// no table of the app's own to fall back on.
+    public convenience init(manifest: Manifest, table: PolicyTable? = nil) throws {
+        try self.init(table: table ?? manifest.policyTable, ratios: manifest.ratioValues, thresholds: manifest.exits.thresholds)
     }
 
     public func decide(_ state: DeviceState) -> Decision {
@@ -412,34 +405,6 @@ public final class Policy {
 
     /// Forget the active rule (a new session: no hysteresis from before).
     public func reset() { activeRule = nil }
-}
-
-/// A table for a bundle that has none: the hotter the phone and the emptier the battery, the
-/// stronger the compression and the earlier the exit. Each level asks for k = 1, 2, 4, 8 and gets
-/// the largest ratio the bundle has that is no larger.
-public func defaultPolicy(ratios: [Int], thresholds: [String: Double]) throws -> PolicyTable {
-    func ratio(_ wanted: Int) throws -> Int {
-        guard let best = ratios.filter({ $0 <= wanted }).max() else {
-            throw PolicyError.noRatioAtMost(wanted, ratios: ratios)
-        }
-        return best
-    }
-    // By value, then name, as Python sorts (value, name) pairs.
-    let byValue = thresholds.keys.sorted { (thresholds[$0]!, $0) < (thresholds[$1]!, $1) }
-    let careful = byValue.first  // the lowest threshold: the smallest accuracy drop
-    let eager = byValue.last
-    let levels: [(String, Conditions, Int, String?)] = [
-        ("critical", Conditions(thermalAtLeast: .critical), 8, eager),
-        ("low_power", Conditions(lowPower: true), 8, eager),
-        ("serious", Conditions(thermalAtLeast: .serious), 4, eager),
-        ("battery_low", Conditions(batteryBelow: 0.2, charging: false), 4, eager),
-        ("fair", Conditions(thermalAtLeast: .fair), 2, careful),
-        ("battery_half", Conditions(batteryBelow: 0.5, charging: false), 2, careful),
-        ("default", Conditions(), 1, careful),
-    ]
-    return PolicyTable(batteryMargin: PolicyTable.defaultBatteryMargin,
-                       rules: try levels.map { Rule(name: $0.0, when: $0.1, ratio: try ratio($0.2), threshold: $0.3) },
-                       latencyMs: nil)
 }
 
 #if canImport(Darwin)

@@ -9,10 +9,11 @@ public protocol MethodBackend: AnyObject {
     associatedtype Hidden
     associatedtype Mask
 
-    /// What a latency profile's "runtime" says.
-    var runtime: String { get }
-    /// The model.pte the timings belong to (nil when they are not model.pte's, e.g. Core ML).
-    var pteSha256: String? { get }
+    /// Which of the bundle's programs it runs (a latency profile's "runtime"); its timings are that
+    /// program's, files.<runtime>.sha256 their profile's program_sha256.
+    var runtime: ProgramRuntime { get }
+    /// What runs it, in words (a latency profile's "runtime_version").
+    var runtimeVersion: String { get }
 
     func load(_ methods: [String]) throws
     func mask(_ values: [Int]) throws -> Mask
@@ -24,7 +25,8 @@ public protocol MethodBackend: AnyObject {
 }
 
 
-/// A bundle folder as the app found it: manifest, tokenizer, and where it lies.
+/// A bundle folder as the app found it: manifest, tokenizer, and where it lies. Opening it checks
+/// the manifest and every file its checksums list (Manifest.load(bundle:)).
 public struct LoadedBundle {
     public let folder: URL
     public let manifest: Manifest
@@ -32,7 +34,7 @@ public struct LoadedBundle {
 
     public init(folder: URL) throws {
         self.folder = folder
-        manifest = try Manifest.load(folder.appendingPathComponent("manifest.json"))
+        manifest = try Manifest.load(bundle: folder)
         tokenizer = try loadTokenizer(directory: folder.appendingPathComponent("tokenizer"), kind: manifest.model.tokenizerKind)
     }
 
@@ -88,11 +90,16 @@ public func classify<B: MethodBackend>(_ text: String, decision: Decision, bundl
 }
 
 /// Time every method of the bundle at each length (profile.measure's loop and inputs: token ids
-/// of 1000, a mask of ones, standard normal hidden states) and return the profile to export.
+/// of 1000, a mask of ones, standard normal hidden states) and return the profile to export
+/// (version 2: the backend's runtime, and that program's files.<runtime>.sha256), checked as
+/// check_profile checks it.
 public func profileBundle<B: MethodBackend>(_ bundle: LoadedBundle, backend: B, lengths: [Int], warmup: Int, repeats: Int,
                                device: String, clock: () -> Double = monotonicSeconds,
                                progress: (Double) -> Void = { _ in }) throws -> LatencyProfile {
     let manifest = bundle.manifest
+    guard let program = manifest.program(backend.runtime) else {
+        throw ProfileError.mismatch("the bundle has no \(backend.runtime.rawValue) program")
+    }
     let methods = manifest.methodNames
     try backend.load(methods)
     let timings = try measureMethods(
@@ -112,6 +119,8 @@ public func profileBundle<B: MethodBackend>(_ bundle: LoadedBundle, backend: B, 
             return { _ = try backend.layer(method, hidden, mask) }
         },
         progress: { done, total in progress(Double(done) / Double(total)) })
-    return LatencyProfile(device: device, runtime: backend.runtime, pteSha256: backend.pteSha256,
-                          warmup: warmup, repeats: repeats, methods: timings)
+    let profile = LatencyProfile(runtime: backend.runtime, runtimeVersion: backend.runtimeVersion, device: device,
+                                 programSha256: program.sha256, warmup: warmup, repeats: repeats, methods: timings)
+    try profile.check(against: manifest, runtime: backend.runtime)
+    return profile
 }

@@ -3,8 +3,9 @@ import XCTest
 @testable import EdgeVariatorPolicy
 
 /// A real exported manifest: edge_variator/default/bundles/*/manifest.json (and $EDGE_VARIATOR_MANIFEST).
-/// Parsed, its policy built (null: the default policy), and its ratios, exits and thresholds checked
-/// against the raw JSON and against what the exporter writes.
+/// Parsed (schema 2), its bundle's files checked against its checksums, its policy table built, and
+/// its ratios, exits, thresholds, checksums and inputs checked against the raw JSON and against what
+/// the exporter writes; the same JSON without its policy table, or as schema 1, is refused.
 final class ManifestTests: XCTestCase {
     func manifests() throws -> [URL] {
         var found: [URL] = []
@@ -46,9 +47,11 @@ final class ManifestTests: XCTestCase {
                 continue
             }
             checkAgainstRaw(manifest, raw, label, tally)
-            checkPolicy(manifest, label, tally)
+            checkFiles(manifest, url.deletingLastPathComponent(), label, tally)
+            checkRefusals(raw, label, tally)
+            checkPolicy(manifest, raw, label, tally)
             checkLoop(manifest, label, tally)
-            checkProfile(manifest, label, tally)
+            checkProfiles(manifest, url.deletingLastPathComponent(), label, tally)
             checkTokenizer(manifest, url.deletingLastPathComponent(), label, tally)
             checkWrittenProfile(manifest, label, tally)
         }
@@ -105,9 +108,76 @@ final class ManifestTests: XCTestCase {
         }
         if manifest.methodNames.first != "embed" { problems.append("call order") }
         tally.record("\(label): method signatures (embed, layers, exits)", problems)
+
+        problems = []
+        let rawChecksums = raw["checksums"]?.objectValue?.compactMapValues(\.stringValue) ?? [:]
+        if rawChecksums != manifest.checksums { problems.append("checksums differ from the file") }
+        if manifest.checksums[manifest.files.executorch.path] != manifest.files.executorch.sha256 { problems.append("model.pte's checksum") }
+        for name in manifest.files.tokenizer where manifest.checksums["tokenizer/\(name)"] == nil {
+            problems.append("no checksum of tokenizer/\(name)")
+        }
+        if raw["inputs"]?["export_key"]?.stringValue != manifest.inputs.exportKey { problems.append("inputs.export_key differs") }
+        if raw["library_version"]?.stringValue != manifest.libraryVersion { problems.append("library_version differs") }
+        if let ratios = manifest.inputs.ratios, ratios.sorted() != manifest.ratioValues { problems.append("inputs.ratios \(ratios)") }
+        if let thresholds = manifest.inputs.thresholds, thresholds != manifest.exits.thresholds { problems.append("inputs.thresholds") }
+        tally.record("\(label): \(manifest.checksums.count) checksums, export_key \(manifest.inputs.exportKey.prefix(12)), "
+                     + "library \(manifest.libraryVersion)", problems)
     }
 
-    func checkPolicy(_ manifest: Manifest, _ label: String, _ tally: Tally) {
+    /// The bundle folder loads: every file its checksums list is there, unaltered (model.pte hashed
+    /// whole); a Core ML package's digest from its files is files.coreml.sha256 (folder_digest's).
+    func checkFiles(_ manifest: Manifest, _ folder: URL, _ label: String, _ tally: Tally) {
+        guard FileManager.default.fileExists(atPath: folder.appendingPathComponent(manifest.files.executorch.path).path) else {
+            print("  \(label): no \(manifest.files.executorch.path) beside the manifest; its files are not checked")
+            return
+        }
+        do {
+            let started = monotonicSeconds()
+            let loaded = try openBundle(folder).manifest
+            let seconds = monotonicSeconds() - started
+            tally.record("\(label): opening the bundle hashes its \(loaded.checksums.count) files and they match "
+                         + "(\(String(format: "%.1f", seconds)) s)", loaded.checksums == manifest.checksums ? [] : ["checksums differ"])
+        } catch {
+            tally.record("\(label): its files match its checksums", ["\(error)"])
+        }
+        guard let package = manifest.files.coreml else {
+            print("  \(label): no files.coreml: the Core ML backend is unavailable for it")
+            return
+        }
+        do {
+            let digest = try folderDigest(folder.appendingPathComponent(package.path))
+            tally.record("\(label): the digest of \(package.path)'s files is files.coreml.sha256 (the compiled-model cache key)",
+                         digest == package.sha256 && manifest.packageDigest(package.path) == package.sha256 ? [] : ["got \(digest)"])
+        } catch {
+            tally.record("\(label): the digest of \(package.path)", ["\(error)"])
+        }
+    }
+
+    /// The same manifest without its policy table (missing or null), or as schema 1, is refused.
+    func checkRefusals(_ raw: JSONValue, _ label: String, _ tally: Tally) {
+        guard case .object(let object) = raw else { return }
+        var noPolicy = object
+        noPolicy.removeValue(forKey: "policy")
+        var nullPolicy = object
+        nullPolicy["policy"] = .null
+        var schema1 = object
+        schema1["schema_version"] = .number(1)
+        var noChecksums = object
+        noChecksums.removeValue(forKey: "checksums")
+        for (what, edited, word) in [("without its policy table", noPolicy, "policy"), ("with a null policy", nullPolicy, "policy"),
+                                     ("as schema 1", schema1, "export the bundle again"), ("without checksums", noChecksums, "checksums")] {
+            do {
+                _ = try Manifest(data: JSONEncoder().encode(JSONValue.object(edited)))
+                tally.record("\(label): \(what) is refused", ["accepted"])
+            } catch {
+                let message = "\(error)"
+                tally.record("\(label): \(what) is refused (\"\(word)\")",
+                             error is ManifestError && message.lowercased().contains(word) ? [] : ["got \(message)"])
+            }
+        }
+    }
+
+    func checkPolicy(_ manifest: Manifest, _ raw: JSONValue, _ label: String, _ tally: Tally) {
         let policy: Policy
         do {
             policy = try Policy(manifest: manifest)
@@ -116,11 +186,14 @@ final class ManifestTests: XCTestCase {
             return
         }
         var problems: [String] = []
-        if manifest.policy == nil {
-            let expected = try? defaultPolicy(ratios: manifest.ratioValues, thresholds: manifest.exits.thresholds)
-            if policy.table != expected { problems.append("a null policy did not give the default policy") }
+        if let table = raw["policy"] {
+            if (try? EdgeVariatorPolicy.checkPolicy(table, ratios: manifest.ratioValues, thresholds: manifest.exits.thresholds)) != policy.table {
+                problems.append("the policy is not the file's table")
+            }
+        } else {
+            problems.append("no policy in the file")
         }
-        tally.record("\(label): policy builds (\(manifest.policy == nil ? "null: the default policy" : "the manifest's table"))", problems)
+        tally.record("\(label): policy builds from the manifest's table (\(policy.table.rules.count) rules)", problems)
 
         // Every state the phone can be in gets a decision the bundle can carry out.
         problems = []
@@ -150,8 +223,11 @@ final class ManifestTests: XCTestCase {
         let uniqueProblems = Array(Set(problems)).sorted()
         tally.record("\(label): every state decides (rules \(rules.sorted()), ratios \(seen.sorted()))", uniqueProblems)
 
-        // The default table picks the careful (lowest) threshold when cool and full, the eager one when hot.
-        if manifest.policy == nil, let careful = manifest.exits.thresholds.min(by: { ($0.value, $0.key) < ($1.value, $1.key) }),
+        // The table export writes (default_policy's rules) picks the careful (lowest) threshold when
+        // cool and full, the eager one when hot.
+        let exported = ["critical", "low_power", "serious", "battery_low", "fair", "battery_half", "default"]
+        if policy.table.rules.map(\.name) == exported, policy.table.latencyMs == nil,
+           let careful = manifest.exits.thresholds.min(by: { ($0.value, $0.key) < ($1.value, $1.key) }),
            let eager = manifest.exits.thresholds.max(by: { ($0.value, $0.key) < ($1.value, $1.key) }) {
             policy.reset()
             let cool = try? DeviceState(battery: 1.0, charging: true)
@@ -163,7 +239,7 @@ final class ManifestTests: XCTestCase {
             if hotDecision?.ratio != manifest.ratioValues.filter({ $0 <= 8 }).max() || !close(hotDecision?.threshold, eager.value, 1e-9) {
                 problems.append("hot: \(String(describing: hotDecision))")
             }
-            tally.record("\(label): default table: k=1 with \(careful.key) when cool, most compressed with \(eager.key) when critical", problems)
+            tally.record("\(label): exported table: k=1 with \(careful.key) when cool, most compressed with \(eager.key) when critical", problems)
         }
     }
 
@@ -199,31 +275,43 @@ final class ManifestTests: XCTestCase {
         }
     }
 
-    func checkProfile(_ manifest: Manifest, _ label: String, _ tally: Tally) {
-        guard let raw = manifest.latencyProfile else { return }
-        do {
-            let profile = try JSONDecoder().decode(LatencyProfile.self, from: JSONEncoder().encode(raw))
-            try profile.check(against: manifest)
-            let lengths = profile.methods["embed"].map { $0.keys.compactMap { Int($0) }.sorted() } ?? []
-            var problems: [String] = []
-            if let length = lengths.first {
-                for k in manifest.ratioValues {
-                    let depth = try profile.depthLatency(manifest: manifest, ratio: k, length: length)
-                    if depth.count != manifest.model.layers || zip(depth, depth.dropFirst()).contains(where: { $0 >= $1 }) {
-                        problems.append("depth latency at k=\(k): \(depth)")
+    /// The profiles and calibrated policies the bundle keeps (profiles/<runtime>/), if any, read and
+    /// check out against it: each file is named after its device.
+    func checkProfiles(_ manifest: Manifest, _ folder: URL, _ label: String, _ tally: Tally) {
+        for runtime in ProgramRuntime.allCases {
+            let directory = folder.appendingPathComponent("profiles").appendingPathComponent(runtime.rawValue)
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
+            for name in names {
+                let url = directory.appendingPathComponent(name)
+                do {
+                    if name.hasSuffix(".policy.json") {
+                        let document = try CalibratedPolicy(data: Data(contentsOf: url))
+                        let table = try document.check(against: manifest, runtime: runtime)
+                        _ = try Policy(manifest: manifest, table: table)
+                        tally.record("\(label): profiles/\(runtime.rawValue)/\(name) is a calibrated policy of this bundle",
+                                     calibratedPolicyFileName(device: document.device) == name ? [] : ["not named after \(document.device)"])
+                    } else {
+                        let profile = try LatencyProfile.load(url, manifest: manifest, runtime: runtime)
+                        var problems = profileFileName(device: profile.device) == name ? [] : ["not named after \(profile.device)"]
+                        let lengths = profile.methods["embed"].map { $0.keys.compactMap { Int($0) }.sorted() } ?? []
+                        if let length = lengths.first {
+                            for k in manifest.ratioValues {
+                                let depth = try profile.depthLatency(manifest: manifest, ratio: k, length: length)
+                                if depth.count != manifest.model.layers { problems.append("depth latency at k=\(k): \(depth)") }
+                            }
+                        }
+                        tally.record("\(label): profiles/\(runtime.rawValue)/\(name) is a profile of this bundle (lengths \(lengths))", problems)
                     }
+                } catch {
+                    tally.record("\(label): profiles/\(runtime.rawValue)/\(name)", ["\(error)"])
                 }
-            } else {
-                problems.append("no lengths")
             }
-            tally.record("\(label): its latency_profile reads as LatencyProfile and covers every method (lengths \(lengths))", problems)
-        } catch {
-            tally.record("\(label): its latency_profile", ["\(error)"])
         }
     }
 
-    /// A profile as the app writes it for this bundle (fake clock) passes the same checks as
-    /// profile.check_profile; it is left in the temporary folder for `edge-variator profile --import`.
+    /// A profile as the app writes it for this bundle (fake clock, version 2, its ExecuTorch program)
+    /// passes the same checks as profile.check_profile; it is left in the temporary folder for
+    /// `edge-variator profile --import`.
     func checkWrittenProfile(_ manifest: Manifest, _ label: String, _ tally: Tally) {
         do {
             var clock = 0.0
@@ -231,9 +319,10 @@ final class ManifestTests: XCTestCase {
                 methods: manifest.methodNames, lengths: [16, 64], warmup: 1, repeats: 3,
                 limits: (manifest.model.padMultiple, manifest.model.minLength, manifest.model.maxLength),
                 now: { clock }, prepare: { _, length in { clock += Double(length) / 1_000_000 } })
-            let profile = LatencyProfile(device: "Linux test (fake clock)", runtime: "EdgeVariatorPolicy tests",
-                                         pteSha256: manifest.files.executorch.sha256, warmup: 1, repeats: 3, methods: timings)
-            try profile.check(against: manifest)
+            let profile = LatencyProfile(runtime: .executorch, runtimeVersion: "EdgeVariatorPolicy tests (fake clock)",
+                                         device: "Linux test (fake clock)", programSha256: manifest.files.executorch.sha256,
+                                         warmup: 1, repeats: 3, methods: timings)
+            try profile.check(against: manifest, runtime: .executorch)
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("edge-variator-swift-profile-\(label).json")
             try profile.jsonData().write(to: out)
             print("  wrote \(out.path)")

@@ -128,8 +128,10 @@ final class PolicyBehaviourTests: XCTestCase {
 
     func testResetForgetsTheActiveRule() throws {
         let tally = Tally("policy.reset")
-        let policy = try Policy(table: defaultPolicy(ratios: [1, 2, 4, 8], thresholds: thresholds), ratios: [1, 2, 4, 8],
-                                thresholds: thresholds)
+        let table = PolicyTable(rules: [Rule(name: "battery_low", when: Conditions(batteryBelow: 0.2, charging: false), ratio: 4, threshold: "drop_2"),
+                                        Rule(name: "battery_half", when: Conditions(batteryBelow: 0.5, charging: false), ratio: 2, threshold: "drop_1"),
+                                        Rule(name: "default", ratio: 1, threshold: "drop_1")])
+        let policy = try Policy(table: table, ratios: [1, 2, 4, 8], thresholds: thresholds)
         _ = policy.decide(try DeviceState(battery: 0.19))
         let held = policy.decide(try DeviceState(battery: 0.22))
         policy.reset()
@@ -139,16 +141,31 @@ final class PolicyBehaviourTests: XCTestCase {
         tally.summary()
     }
 
-    func testDefaultPolicyForFewerRatios() throws {
-        let tally = Tally("policy.default_policy")
-        let table = try defaultPolicy(ratios: [1, 2], thresholds: [:])
-        let ratios = table.rules.map(\.ratio)
-        tally.record("ratios [1, 2] and no thresholds", ratios == [2, 2, 2, 2, 2, 2, 1] && table.rules.allSatisfy { $0.threshold == nil }
+    /// The port has no table of its own: a bundle's policy is the table its manifest holds (here the
+    /// shared vector bundle's, which export wrote for ratios 1 and 2: every level asks for at most
+    /// k = 2), or a calibrated one passed in; a manifest without one is refused when read.
+    func testThePolicyIsTheManifestsTable() throws {
+        let tally = Tally("policy.manifest_table")
+        let url = try repoRoot().appendingPathComponent("tests/vectors/bundle/manifest.json")
+        let manifest = try Manifest.load(url)
+        let policy = try Policy(manifest: manifest)
+        let ratios = policy.table.rules.map(\.ratio)
+        tally.record("ratios [1, 2]: the manifest's rules as written", ratios == [2, 2, 2, 2, 2, 2, 1] && policy.table == manifest.policyTable
                         ? [] : ["got \(ratios)"])
-        let tie = try defaultPolicy(ratios: [1], thresholds: ["b": 0.5, "a": 0.5, "c": 0.9])
-        tally.record("threshold ties are broken by name", tie.rules.first?.threshold == "c" && tie.rules.last?.threshold == "a"
-                        ? [] : ["got \(tie.rules.map(\.threshold))"])
-        tally.record("no ratio 1 is refused", (try? defaultPolicy(ratios: [2, 4], thresholds: [:])) == nil ? [] : ["accepted"])
-        tally.summary()
+        let calibrated = PolicyTable(rules: [Rule(name: "default", ratio: 2, threshold: nil)], latencyMs: [1: 23, 2: 5])
+        let decision = try Policy(manifest: manifest, table: calibrated).decide(try DeviceState(battery: 1))
+        tally.record("a table passed in replaces the manifest's", decision.ratio == 2 && decision.rule == "default" && decision.threshold == nil
+                        ? [] : ["got \(decision)"])
+        let unusable = PolicyTable(rules: [Rule(name: "default", ratio: 8, threshold: nil)])
+        tally.record("a table passed in is checked against the bundle", (try? Policy(manifest: manifest, table: unusable)) == nil ? [] : ["accepted"])
+        var raw = try XCTUnwrap(loadJSON(url).objectValue)
+        raw.removeValue(forKey: "policy")
+        do {
+            _ = try Manifest(data: JSONEncoder().encode(JSONValue.object(raw)))
+            tally.record("a manifest without a policy table is refused", ["accepted"])
+        } catch {
+            tally.record("a manifest without a policy table is refused", error is ManifestError && "\(error)".contains("policy") ? [] : ["got \(error)"])
+        }
+        tally.summary(expected: 4)
     }
 }

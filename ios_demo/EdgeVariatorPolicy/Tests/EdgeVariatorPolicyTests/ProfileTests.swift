@@ -38,19 +38,24 @@ final class ProfileTests: XCTestCase {
                      Array(order.prefix(4)) == ["embed", "layer_0_k1", "exit_0", "embed"] && order.count == 2 * 7 * 3 ? [] : ["order \(order.prefix(6))"])
         tally.record("timings per method and length", timings["embed"]?["64"]?.medianMs == 64_000 && timings["exit_0"]?["16"]?.p90Ms == 32_000
                         ? [] : ["got \(timings)"])
-        let profile = LatencyProfile(device: "iPhone (test)", runtime: "executorch 1.x (xnnpack)", pteSha256: String(repeating: "a", count: 64),
-                                     warmup: 2, repeats: 5, methods: timings)
+        let profile = LatencyProfile(runtime: .coreml, runtimeVersion: "Core ML (test)", device: "iPhone (test)",
+                                     programSha256: String(repeating: "a", count: 64), warmup: 2, repeats: 5, methods: timings)
         let data = try profile.jsonData()
         let json = try JSONValue.parse(data)
         var problems: [String] = []
-        for key in ["format", "version", "device", "runtime", "pte_sha256", "warmup", "repeats", "methods"] where json[key] == nil {
+        for key in ["format", "version", "runtime", "runtime_version", "device", "program_sha256", "warmup", "repeats", "methods"]
+            where json[key] == nil {
             problems.append("no \(key)")
         }
-        if json["format"] != .string("edge-variator-latency-profile") || json["version"] != .number(1) { problems.append("format/version") }
+        if json["pte_sha256"] != nil { problems.append("pte_sha256 (version 1's) is written") }
+        if json["format"] != .string("edge-variator-latency-profile") || json["version"] != .number(2) { problems.append("format/version") }
+        if json["runtime"] != .string("coreml") || json["program_sha256"] != .string(String(repeating: "a", count: 64)) {
+            problems.append("runtime/program_sha256")
+        }
         if json["methods"]?["layer_0_k1"]?["16"]?["median_ms"]?.numberValue != 32_000 { problems.append("methods/layer_0_k1/16/median_ms") }
         if json["methods"]?["layer_0_k1"]?["16"]?["p90_ms"] == nil { problems.append("p90_ms") }
         tally.record("JSON keys as profile.py writes them", problems)
-        let back = try JSONDecoder().decode(LatencyProfile.self, from: data)
+        let back = try LatencyProfile(data: data)
         tally.record("reads back", back == profile ? [] : ["differs"])
         do {
             try profile.check()

@@ -7,12 +7,15 @@ import XCTest
 final class StandInBackend: MethodBackend {
     struct Hidden { let layers: Int; let length: Int }
 
-    let runtime = "stand-in"
-    let pteSha256: String? = nil
+    let runtime: ProgramRuntime
+    let runtimeVersion = "stand-in"
     let logits: [Int: [Double]]
     private(set) var calls: [String] = []
 
-    init(logits: [Int: [Double]]) { self.logits = logits }
+    init(logits: [Int: [Double]], runtime: ProgramRuntime = .executorch) {
+        self.logits = logits
+        self.runtime = runtime
+    }
 
     func load(_ methods: [String]) throws { calls.append(contentsOf: methods.map { "load \($0)" }) }
     func mask(_ values: [Int]) throws -> [Int] { values }
@@ -47,10 +50,10 @@ final class RunnerTests: XCTestCase {
         for folder in ((try? FileManager.default.contentsOfDirectory(atPath: bundles.path)) ?? []).sorted() {
             let url = bundles.appendingPathComponent(folder)
             if FileManager.default.fileExists(atPath: url.appendingPathComponent("manifest.json").path) {
-                return try LoadedBundle(folder: url)
+                return try openBundle(url)
             }
         }
-        return try LoadedBundle(folder: standInBundle(tokenizer: root.appendingPathComponent("edge_variator/default/mr_slender")))
+        return try openBundle(standInBundle(tokenizer: root.appendingPathComponent("edge_variator/default/mr_slender")))
     }
 
     func testClassifyRunsTheDecidedRatioAndStopsAtTheFirstConfidentExit() throws {
@@ -102,6 +105,29 @@ final class RunnerTests: XCTestCase {
         if reported.last != 1 { problems.append("progress ended at \(reported.last ?? -1)") }
         if !backend.calls.prefix(bundle.manifest.methods.count).allSatisfy({ $0.hasPrefix("load ") }) { problems.append("methods not loaded first") }
         tally.record("\(profile.methods.count) methods x 2 lengths, checked against the manifest", problems)
+        problems = []
+        let json = try JSONValue.parse(profile.jsonData())
+        if json["version"] != .number(2) || json["runtime"] != .string("executorch") { problems.append("version/runtime") }
+        if json["program_sha256"] != .string(bundle.manifest.files.executorch.sha256) { problems.append("program_sha256") }
+        if json["runtime_version"] != .string("stand-in") || json["pte_sha256"] != nil { problems.append("runtime_version/pte_sha256") }
+        tally.record("version 2: runtime executorch, program_sha256 = files.executorch.sha256", problems)
+        let coreml = StandInBackend(logits: [:], runtime: .coreml)
+        if let package = bundle.manifest.files.coreml {
+            do {
+                let profile = try profileBundle(bundle, backend: coreml, lengths: [16], warmup: 0, repeats: 1, device: "test")
+                tally.record("a Core ML profile carries files.coreml.sha256, the package digest",
+                             profile.runtime == "coreml" && profile.programSha256 == package.sha256 ? [] : ["got \(profile.runtime), \(profile.programSha256)"])
+            } catch {
+                tally.record("a Core ML profile carries files.coreml.sha256, the package digest", ["\(error)"])
+            }
+        } else {
+            do {
+                _ = try profileBundle(bundle, backend: coreml, lengths: [16], warmup: 0, repeats: 1, device: "test")
+                tally.record("a Core ML backend over a bundle without files.coreml is refused", ["accepted"])
+            } catch {
+                tally.record("a Core ML backend over a bundle without files.coreml is refused", "\(error)".contains("coreml") ? [] : ["got \(error)"])
+            }
+        }
         tally.summary()
     }
 }
