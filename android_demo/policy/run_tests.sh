@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Compile the pure-Kotlin policy module and its JUnit 5 tests with plain kotlinc (no Gradle, no
 # Android SDK) and run them against tests/vectors/*.json, the tokenizer vectors in tests/vectors/tokenizers/
-# (each kind's count printed, e.g. "bpe: 375/375") and the shipped bundle's manifest. Then compile the
+# (each kind's count printed, e.g. "bpe: 375/375"), the bundle contract's vectors (tests/vectors/bundle.json
+# on copies of tests/vectors/bundle/, each list's count printed, e.g. "bundle manifest_cases: 7/7") and the
+# shipped bundle. Then compile the
 # app (android_demo/app) and the library's ExecuTorch file against signature stand-ins of the Android
 # SDK and executorch-android (android_demo/app/standins): "android app: N sources compile against the
 # stand-ins", or the run fails.
@@ -10,7 +12,8 @@
 #
 # Tools: kotlinc from npm (kotlin-compiler@2.4) in ${EDGE_VARIATOR_TOOLS:-~/.cache/edge-variator/tools}/kotlin,
 # installed on first use and reused after; JUnit 5 from Debian's junit5 package in /usr/share/java.
-# EDGE_VARIATOR_ROOT, EDGE_VARIATOR_POLICY_VECTORS and EDGE_VARIATOR_EXIT_VECTORS point the tests elsewhere.
+# EDGE_VARIATOR_ROOT, EDGE_VARIATOR_POLICY_VECTORS, EDGE_VARIATOR_EXIT_VECTORS and EDGE_VARIATOR_BUNDLE_VECTORS
+# point the tests elsewhere.
 set -euo pipefail
 
 now() { date +%s.%N; }

@@ -4,10 +4,20 @@ import android.content.Context
 import android.content.Intent
 import android.content.IntentFilter
 import android.os.BatteryManager
+import android.os.Build
 import android.os.PowerManager
 import ai.edgevariator.policy.ANDROID_THERMAL_NAMES
 import ai.edgevariator.policy.DeviceState
 import ai.edgevariator.policy.thermalFromAndroid
+
+/**
+ * The phone as a latency profile names it, e.g. "Google Pixel 8 (Google Tensor G3), Android 15": the
+ * profile's device, and so the file name (deviceSlug) of the policy calibrated from it.
+ */
+fun deviceName(): String {
+    val soc = if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.S) " (${Build.SOC_MANUFACTURER} ${Build.SOC_MODEL})" else ""
+    return "${Build.MANUFACTURER} ${Build.MODEL}$soc, Android ${Build.VERSION.RELEASE}"
+}
 
 /** What the phone reports, as read; [toState] turns it into the policy's DeviceState (or refuses it). */
 data class DeviceReadings(

@@ -44,7 +44,12 @@ class MainActivity : Activity() {
             val (status, ready) = try {
                 val runner = Engine.runner(this)
                 val manifest = runner.manifest
-                val policy = if (manifest.policy == null) "default policy" else "policy from the manifest"
+                val policy = try {
+                    Engine.policy(this)
+                    Engine.policySource
+                } catch (error: IllegalArgumentException) {  // a calibrated policy that does not check out
+                    "policy refused: ${error.message}"
+                }
                 "${manifest.backboneId}: ${manifest.model.layers} layers, ratios ${manifest.ratios.keys.sorted()}, " +
                     "exits ${manifest.exits.criterion.wireName} ${manifest.exits.thresholds}, $policy; " +
                     "backends ${runner.backends}\n${runner.bundleDir}" to true

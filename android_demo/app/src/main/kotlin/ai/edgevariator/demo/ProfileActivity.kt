@@ -1,7 +1,6 @@
 package ai.edgevariator.demo
 
 import android.app.Activity
-import android.os.Build
 import android.os.Bundle
 import android.text.InputType
 import android.widget.Button
@@ -15,7 +14,9 @@ import java.util.Locale
 
 /**
  * Times every method of the bundle at a few lengths and writes profile.json in the format
- * `edge-variator profile BUNDLE --import profile.json` reads (edge_variator/profile.py).
+ * `edge-variator profile BUNDLE --import profile.json` reads (edge_variator/profile.py): a latency
+ * profile of version 2 of the bundle's ExecuTorch program, named after [deviceName], which is also
+ * the name the policy calibrated from it is looked up by (Engine).
  */
 class ProfileActivity : Activity() {
     private lateinit var lengthsInput: EditText
@@ -72,9 +73,9 @@ class ProfileActivity : Activity() {
         }
         val seconds = (System.nanoTime() - began) / 1e9
         val profile = latencyProfileJson(
+            manifest = manifest,  // program_sha256: its files.executorch.sha256, the program timed
             device = deviceName(),
-            runtime = runner.methods.runtime,
-            pteSha256 = manifest.executorch.sha256,
+            runtimeVersion = runner.methods.runtime,
             warmup = warmup,
             repeats = repeats,
             timings = timings,
@@ -89,10 +90,5 @@ class ProfileActivity : Activity() {
         return "wrote $file in ${String.format(Locale.ROOT, "%.0f", seconds)} s\n" +
             "every layer, median (embed + layers + exits):\n$perRatio\n\n" +
             "adb pull $file\nedge-variator profile BUNDLE --import profile.json"
-    }
-
-    private fun deviceName(): String {
-        val soc = if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.S) " (${Build.SOC_MANUFACTURER} ${Build.SOC_MODEL})" else ""
-        return "${Build.MANUFACTURER} ${Build.MODEL}$soc, Android ${Build.VERSION.RELEASE}"
     }
 }

@@ -41,18 +41,23 @@ class LatencyProfileTest {
 
     @Test
     fun theJsonHasTheFormatProfileImportReads() {
-        val bundle = TestFiles.bundles.firstOrNull()
-        val manifest = bundle?.let { Manifest.load(it) }
-        val methods = manifest?.methods?.keys?.toList() ?: listOf("embed", "layer_0_k1", "exit_0")
+        // The shipped bundle when there is one, else the small bundle of the shared vectors.
+        val bundle = TestFiles.bundles.firstOrNull() ?: File(TestFiles.bundleVectors.parentFile, "bundle")
+        val manifest = Manifest.load(bundle)
+        val methods = manifest.methods.keys.toList()
         val lengths = listOf(16, 32)
-        manifest?.let { checkProfileLengths(it.model, lengths) }
+        checkProfileLengths(manifest.model, lengths)
         val timings = methods.associateWith { lengths.associateWith { Timing(1.25, 1.5) } }
-        val text = Json.write(latencyProfileJson("Pixel 8 (Tensor G3)", "executorch-android 1.4.0", manifest?.executorch?.sha256, 3, 20, timings))
+        val text = Json.write(latencyProfileJson(manifest, "Pixel 8 (Tensor G3)", "executorch-android 1.4.0", 3, 20, timings))
         val profile = Json.parse(text) as Map<*, *>
         assertEquals(PROFILE_FORMAT, profile["format"])
-        assertEquals(1L, profile["version"])
+        assertEquals(2L, profile["version"])
+        assertEquals(RUNTIME_EXECUTORCH, profile["runtime"], "which of the bundle's programs was timed")
+        assertEquals("executorch-android 1.4.0", profile["runtime_version"])
+        assertEquals(manifest.executorch.sha256, profile["program_sha256"])
         assertEquals(3L, profile["warmup"])
         assertEquals(20L, profile["repeats"])
+        assertTrue("pte_sha256" !in profile, "version 1's field is gone")
         val byMethod = profile["methods"] as Map<*, *>
         assertEquals(methods.toSet(), byMethod.keys)
         for (rows in byMethod.values) {
@@ -61,10 +66,42 @@ class LatencyProfileTest {
                 assertEquals(mapOf("median_ms" to 1.25, "p90_ms" to 1.5), row)
             }
         }
-        // The schema's latency_profile requires these four; File keeps the schema's path honest.
+        // The schema's latency_profile requires these; File keeps the schema's path honest.
         val schema = TestFiles.json(File(TestFiles.root, "edge_variator/runtime/manifest.schema.json"))
         val required = ((schema["\$defs"] as Map<*, *>)["latency_profile"] as Map<*, *>)["required"] as List<*>
         assertTrue(profile.keys.containsAll(required), "$required")
+        // And the port's own check reads it back as a profile of this bundle's ExecuTorch program.
+        val read = LatencyProfile.fromJson(profile, manifest, RUNTIME_EXECUTORCH)
+        assertEquals(timings, read.timings)
+        assertEquals(LatencyProfile(RUNTIME_EXECUTORCH, "executorch-android 1.4.0", "Pixel 8 (Tensor G3)", manifest.executorch.sha256, 3, 20, timings), read)
+        val coreml = assertThrows(ProfileException::class.java) { LatencyProfile.fromJson(profile, manifest, RUNTIME_COREML) }
+        assertTrue("executorch" in coreml.message!!, coreml.message)
+    }
+
+    @Test
+    fun malformedProfilesAreRefusedNamingTheField() {
+        val manifest = Manifest.load(File(TestFiles.bundleVectors.parentFile, "bundle"))
+        val timings = manifest.methods.keys.associateWith { mapOf(16 to Timing(1.0, 2.0)) }
+
+        // As read back from the text the app writes (the JSON reader's Longs and Doubles).
+        @Suppress("UNCHECKED_CAST")
+        fun written() = Json.parse(Json.write(latencyProfileJson(manifest, "a phone", "test", 1, 3, timings))) as MutableMap<String, Any?>
+        val cases: List<Pair<String, (MutableMap<String, Any?>) -> Unit>> = listOf(
+            "device" to { it.remove("device") },
+            "runtime" to { it["runtime"] = "tflite" },
+            "program_sha256" to { it["program_sha256"] = "ABC" },
+            "repeats" to { it["repeats"] = 0L },
+            "methods" to { it["methods"] = emptyMap<String, Any?>() },
+            "'x'" to { it["methods"] = mapOf("embed" to mapOf("x" to mapOf("median_ms" to 1.0, "p90_ms" to 1.0))) },
+            "median_ms" to { it["methods"] = mapOf("embed" to mapOf("16" to mapOf("median_ms" to -1.0, "p90_ms" to 1.0))) },
+            "format" to { it["format"] = "something else" },
+        )
+        for ((mentions, edit) in cases) {
+            val profile = written().also(edit)
+            val refused = assertThrows(ProfileException::class.java, { LatencyProfile.fromJson(profile) }, mentions)
+            assertTrue(mentions in refused.message!!, refused.message)
+        }
+        LatencyProfile.fromJson(written(), manifest)
     }
 
     @Test

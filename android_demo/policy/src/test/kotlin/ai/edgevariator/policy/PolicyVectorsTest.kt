@@ -81,13 +81,6 @@ class PolicyVectorsTest {
     }
 
     @Test
-    fun defaultPolicyIsTheSharedTable() {
-        val of = vectors["default_policy_of"] as Map<*, *>
-        val expected = PolicyTable.fromJson(tables[of["table"]])
-        assertEquals(expected, defaultPolicy(intsOf(of["ratios"]), thresholdsOf(of["thresholds"])))
-    }
-
-    @Test
     fun everyTableInTheVectorsIsUsableWithItsCases() {
         for (item in vectors["cases"] as List<*>) {
             val case = item as Map<*, *>
@@ -95,15 +88,6 @@ class PolicyVectorsTest {
             checkPolicy(tables[case["table"]], case["ratios"]?.let(::intsOf) ?: ratios,
                 case["thresholds"]?.let(::thresholdsOf) ?: thresholds)
         }
-    }
-
-    @Test
-    fun defaultPolicyTakesTheLargestRatioTheBundleHas() {
-        val table = defaultPolicy(listOf(1, 2), mapOf("drop_1" to 0.3))
-        assertEquals(listOf(2, 2, 2, 2, 2, 2, 1), table.rules.map { it.ratio })
-        assertTrue(table.rules.all { it.threshold == "drop_1" })
-        val none = defaultPolicy(listOf(1), emptyMap())
-        assertTrue(none.rules.all { it.ratio == 1 && it.threshold == null })
     }
 
     @Test

@@ -91,7 +91,8 @@ class RunnerTest {
         }
         val zeros = "0".repeat(64)
         return Manifest.fromJson(mapOf(
-            "schema_version" to 1L,
+            "schema_version" to 2L,
+            "library_version" to "0.1.0",
             "backbone" to mapOf("id" to "replay", "sha256" to zeros),
             "model" to mapOf(
                 "layers" to layers.toLong(), "hidden" to HIDDEN.toLong(), "vocab_size" to 30522L, "max_length" to 128L,
@@ -107,8 +108,11 @@ class RunnerTest {
                 "executorch" to mapOf("path" to "model.pte", "sha256" to zeros, "bytes" to 1L),
                 "tokenizer" to listOf("tokenizer.json"),
             ),
-            "policy" to null,
-            "latency_profile" to null,
+            "checksums" to mapOf("model.pte" to zeros, "tokenizer/tokenizer.json" to zeros),
+            "inputs" to mapOf("export_key" to zeros),
+            "policy" to mapOf(
+                "rules" to listOf(mapOf("name" to "default", "when" to emptyMap<String, Any?>(), "ratio" to 1L, "threshold" to "drop_1")),
+            ),
         ))
     }
 
@@ -214,7 +218,7 @@ class RunnerTest {
                 assertArrayEquals(encoding.attentionMask, (call[1] as MethodInput.Int64).values, "every layer and exit takes the mask")
             }
         }
-        assertEquals(setOf(1, 2, 4, 8), seen, "the states cover every ratio of the default policy")
+        assertEquals(setOf(1, 2, 4, 8), seen, "the states cover every ratio of the exported table")
         assertEquals(shippedBundle, runner.bundleDir)
         runner.close()
         assertTrue(methods.closed)

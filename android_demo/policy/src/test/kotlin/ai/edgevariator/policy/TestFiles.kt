@@ -28,6 +28,11 @@ object TestFiles {
         get() = setting("edgeVariator.exitVectors", "EDGE_VARIATOR_EXIT_VECTORS")?.let(::File)
             ?: File(root, "tests/vectors/exits.json")
 
+    /** tests/vectors/bundle.json; the small bundle its cases edit is the folder it names beside it (bundle/). */
+    val bundleVectors: File
+        get() = setting("edgeVariator.bundleVectors", "EDGE_VARIATOR_BUNDLE_VECTORS")?.let(::File)
+            ?: File(root, "tests/vectors/bundle.json")
+
     /** The shipped bundles: edge_variator/default/bundles/<name>/ with a manifest.json. */
     val bundles: List<File>
         get() = File(root, "edge_variator/default/bundles").listFiles()
