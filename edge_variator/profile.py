@@ -354,7 +354,12 @@ def profile_bundle(bundle_dir: str | Path, lengths: Sequence[int], repeats: int 
     from edge_variator.runtime.runner import BundleRunner
 
     manifest = load_manifest(bundle_dir)
-    profile = load_profile(imported, manifest) if imported else measure(bundle_dir, lengths, repeats, warmup)
+    if imported:  # from a phone: the ExecuTorch or the Core ML program, checked against the one it names
+        profile = read_json(imported, "latency profile")
+        named = profile.get("runtime") if isinstance(profile, dict) else None
+        check_profile(profile, manifest, named if named in RUNTIMES else "executorch")
+    else:
+        profile = measure(bundle_dir, lengths, repeats, warmup)
     say(format_profile(profile, manifest))
     if out:
         write_json(out, profile)

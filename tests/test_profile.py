@@ -88,7 +88,7 @@ def test_a_profile_of_another_program_runtime_or_version_or_missing_methods_is_r
     with pytest.raises(ProfileError, match="no coreml program"):
         check_profile({**profile, "runtime": "coreml"}, manifest, "coreml")
     version_1 = {**profile, "version": 1, "pte_sha256": None}
-    with pytest.raises(ProfileError, match="not a latency profile"):
+    with pytest.raises(ProfileError, match="version 1 is not version 2"):
         check_profile(version_1, manifest)
     with pytest.raises(ProfileError, match="lacks methods"):
         check_profile({**profile, "methods": {"embed": profile["methods"]["embed"]}}, manifest)
@@ -189,6 +189,9 @@ def test_a_core_ml_profile_or_a_policy_of_another_program_is_refused_for_the_exe
     write_json(tmp_path / "coreml.json", synthetic_profile(manifest, {}, runtime="coreml"))
     with pytest.raises(SystemExit, match="for the bundle's coreml program, not its executorch one"):
         main(["calibrate", str(bundle), "--profile", str(tmp_path / "coreml.json"), "--budget", "default=20"])
+    # imported from a phone: checked against the program it names
+    with pytest.raises(SystemExit, match="no coreml program"):
+        main(["profile", str(bundle), "--import", str(tmp_path / "coreml.json"), "--plots", str(tmp_path)])
     write_json(tmp_path / "phone.json", synthetic_profile(manifest, {}))
     main(["calibrate", str(bundle), "--profile", str(tmp_path / "phone.json"), "--budget", "default=20"])
     path = bundle / "profiles" / "executorch" / "phone-1.policy.json"
