@@ -260,11 +260,12 @@ def test_the_export_key_changes_with_every_input(tokenizer):
     others = [key_of(source=tiny_source({"drop_1": 0.5})),
               key_of(source={**tiny_source(), "plugins_sha256": {"2": "cd" * 32}}),
               key_of(tokenizer=Tokenizer(default_model_dir(), 32)),
-              key_of(quantize="int8"), key_of(quantize="int8", calibration_texts=TEXTS),
+              key_of(quantize="int8"), key_of(quantize="int8-static", calibration_texts=TEXTS),
               key_of(formats=("executorch", "coreml")), key_of(model=tiny_model(ratios=()))]
     assert len({key_of(), *others}) == 1 + len(others)
     assert key_of(model=tiny_model()) == key_of()
     assert key_of(calibration_texts=TEXTS) == key_of()  # texts the quantizer does not read change nothing
+    assert key_of(quantize="int8", calibration_texts=TEXTS) == key_of(quantize="int8-dynamic")
 
 
 def test_manifest_from_another_backbone_is_refused(bundle_dir):
