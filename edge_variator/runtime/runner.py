@@ -133,9 +133,10 @@ class BatchRun:
         from edge_variator.profile import load_calibrated_policy
 
         began = time.perf_counter()
-        manifest = load_manifest(bundle_dir, check_program=False)
-        table = load_calibrated_policy(calibrated, manifest) if calibrated else None
-        self.runner = BundleRunner(bundle_dir, Policy.from_manifest(manifest, table))
+        self.runner = BundleRunner(bundle_dir)  # reads and checks the bundle once
+        if calibrated:
+            manifest = self.runner.manifest
+            self.runner.policy = Policy.from_manifest(manifest, load_calibrated_policy(calibrated, manifest))
         self.state, self.decision = state, self.runner.policy.decide(state)
         self.runner.preload(self.decision.ratio)
         self.load_ms = 1000 * (time.perf_counter() - began)
