@@ -123,8 +123,19 @@ def manifest_cases(bundle: Path, manifest: dict) -> list[dict]:
     return cases
 
 
+def alter(target: Path, how: str) -> None:
+    """Alter a file of the bundle: "append" (the text "altered\\n" at the end), "truncate" (to half its
+    bytes) or "delete"."""
+    if how == "append":
+        target.write_bytes(target.read_bytes() + b"altered\n")
+    elif how == "truncate":
+        target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
+    else:
+        target.unlink()
+
+
 def file_cases(bundle: Path) -> list[dict]:
-    """`how`: "append" (the text "altered\\n" added at the end), "truncate" (to half its bytes), "delete"."""
+    """One file of the bundle altered each way `alter` knows."""
     cases = []
     for name, path, how in [("model.pte truncated", "model.pte", "truncate"),
                             ("a tokenizer file altered", "tokenizer/tokenizer_config.json", "append"),
@@ -132,13 +143,7 @@ def file_cases(bundle: Path) -> list[dict]:
         with tempfile.TemporaryDirectory() as tmp:
             copy_dir = Path(tmp) / "bundle"
             shutil.copytree(bundle, copy_dir)
-            target = copy_dir / path
-            if how == "append":
-                target.write_bytes(target.read_bytes() + b"altered\n")
-            elif how == "truncate":
-                target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
-            else:
-                target.unlink()
+            alter(copy_dir / path, how)
             cases.append({"name": name, "path": path, "how": how,
                           **decided(lambda d=copy_dir: load_manifest(d, check_program=False), path)})
     return cases
