@@ -173,7 +173,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             print(json.dumps(batch.record(index, result, ms, args.steps)), flush=True)
         else:
             print(result if isinstance(result, str) else
-                  format_run(state, batch.decision, result, batch.runner.labels, args.steps), flush=True)
+                  format_run(state, result, batch.runner.labels, args.steps), flush=True)
     summary = batch.summary()
     print(json.dumps(summary) if args.format == "jsonl" else format_summary(summary["summary"]))
     if batch.errors:

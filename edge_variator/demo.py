@@ -13,6 +13,7 @@ from edge_variator.defaults import default_bundle, demo_states
 from edge_variator.profile import (
     format_pareto,
     format_profile,
+    latency_table,
     measure,
     pareto_rows,
     plot_depth,
@@ -21,6 +22,7 @@ from edge_variator.profile import (
     save_profile,
 )
 from edge_variator.runtime.bundle import load_manifest
+from edge_variator.runtime.policy import Policy, calibrate
 from edge_variator.runtime.runner import BundleRunner
 
 
@@ -42,15 +44,21 @@ def run_demo(rebuild: bool = False, lengths: Sequence[int] = (16, 32, 64), repea
     say(format_profile(profile, manifest))
     rows = task.test[:limit or None]
     texts, labels = [e.text for e in rows], [e.label for e in rows]
-    runner = BundleRunner(bundle)
-    say(f"{task.name} test ({len(texts):,} texts) through the runner, one text at a time:")
-    say("device state              rule          k  threshold        accuracy  mean ms  mean exit layer")
+    # This host's profile makes the manifest's policy length-aware: a rule's ratio is used only at
+    # lengths where it is faster than the smaller ones (no budgets: the rules' ratios stay).
+    table = calibrate(manifest["policy"], latency_table(profile, manifest), {}, max(lengths))
+    runner = BundleRunner(bundle, Policy.from_manifest(manifest, table))
+    say(f"{task.name} test ({len(texts):,} texts) through the runner, one text at a time, the policy "
+        "following each text's length on this host's profile:")
+    say("device state              rule          k wanted  texts per k  threshold        accuracy  mean ms"
+        "  mean exit layer")
     for name, state in demo_states():
-        decision = runner.policy.decide(state)
-        row = run_summary(runner, texts, labels, decision)
-        threshold = ("none" if decision.threshold is None
-                     else f"{decision.threshold_name} {decision.threshold:.3f}")
-        say(f"{name:25} {decision.rule:13} {decision.ratio:2}  {threshold:15} "
+        wanted = runner.policy.decide(state)
+        row = run_summary(runner, texts, labels, state=state)
+        threshold = "none" if row["threshold"] is None else f"{row['threshold_name']} {row['threshold']:.3f}"
+        per_ratio = " ".join(f"{k}:{n}" for k, n in row["ratios"].items())
+        wanted_ratio = next(rule["ratio"] for rule in table["rules"] if rule["name"] == wanted.rule)
+        say(f"{name:25} {wanted.rule:13} {wanted_ratio:8}  {per_ratio:11}  {threshold:15} "
             f"{100 * row['accuracy']:8.2f}% {row['mean_ms']:8.2f} {row['mean_exit_layer']:10.2f}")
     plots = Path(plots)
     pareto = pareto_rows(runner, texts, labels)

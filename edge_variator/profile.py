@@ -25,6 +25,7 @@ import json
 import platform
 import re
 import statistics
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from importlib.metadata import version
@@ -162,7 +163,7 @@ def check_calibrated_policy(document: Mapping, manifest: Mapping, runtime: str =
     `runtime` program that its ratios and thresholds can carry out."""
     from edge_variator.runtime.policy import check_policy
 
-    _follows(document, "calibrated_policy", "a calibrated policy", POLICY_FORMAT, 1)
+    _follows(document, "calibrated_policy", "a calibrated policy", POLICY_FORMAT, 2)
     check_program(document, manifest, runtime, "calibrated policy")
     check_policy(document["policy"], [int(k) for k in manifest["ratios"]], manifest["exits"]["thresholds"])
 
@@ -197,8 +198,14 @@ def depth_latency(profile: Mapping, manifest: Mapping, ratio: int, length: int) 
 
 
 def ratio_latency(profile: Mapping, manifest: Mapping, length: int) -> dict[str, float]:
-    """Every layer at each ratio: what the policy's latency budget is checked against."""
+    """Every layer at each ratio at `length` tokens."""
     return {k: round(depth_latency(profile, manifest, int(k), length)[-1], 3) for k in manifest["ratios"]}
+
+
+def latency_table(profile: Mapping, manifest: Mapping) -> dict[str, dict[str, float]]:
+    """ratio_latency at every profiled length: the policy's `latency_ms`, from which it picks the
+    ratio for a text's length and checks a budget."""
+    return {str(n): ratio_latency(profile, manifest, n) for n in profiled_lengths(profile)}
 
 
 def plot_depth(profile: Mapping, manifest: Mapping, length: int, out: str | Path) -> Path:
@@ -259,11 +266,15 @@ def save_png(figure, out: str | Path) -> Path:
     return Path(out)
 
 
-def run_summary(runner, texts: Sequence[str], labels: Sequence[int], decision) -> dict:
-    """Accuracy, mean latency and mean exit layer of `texts` run one by one under one decision."""
-    results = [runner.run(text, decision=decision) for text in texts]
-    return {"ratio": decision.ratio, "threshold_name": decision.threshold_name or "none",
-            "threshold": decision.threshold,
+def run_summary(runner, texts: Sequence[str], labels: Sequence[int], decision=None, state=None) -> dict:
+    """Accuracy, mean latency, mean exit layer and texts per ratio of `texts` run one by one, under
+    one decision, or under the runner's policy for `state` at each text's own length."""
+    results = [runner.run(text, state=state, decision=decision) for text in texts]
+    ratios = Counter(r.ratio for r in results)
+    return {"ratio": decision.ratio if decision else ratios.most_common(1)[0][0],
+            "ratios": {str(k): ratios[k] for k in sorted(ratios)},
+            "threshold_name": (decision or results[0].decision).threshold_name or "none",
+            "threshold": (decision or results[0].decision).threshold,
             "accuracy": sum(r.label_index == y for r, y in zip(results, labels, strict=True)) / len(texts),
             "mean_ms": statistics.fmean(r.total_ms for r in results),
             "mean_exit_layer": statistics.fmean(r.exit_layer for r in results)}
@@ -294,9 +305,9 @@ def calibrate_bundle(bundle_dir: str | Path, profile_file: str | Path, budgets: 
     profile = load_profile(profile_file, manifest, runtime)
     length = length or max(profiled_lengths(profile))
     ratios = sorted(int(k) for k in manifest["ratios"])
-    table = calibrate(manifest["policy"], ratio_latency(profile, manifest, length), budgets)
+    table = calibrate(manifest["policy"], latency_table(profile, manifest), budgets, length)
     Policy(table, ratios, manifest["exits"]["thresholds"])  # refuses a table the bundle cannot carry out
-    document = {"format": POLICY_FORMAT, "version": 1, "runtime": runtime, "device": profile["device"],
+    document = {"format": POLICY_FORMAT, "version": 2, "runtime": runtime, "device": profile["device"],
                 "program_sha256": profile["program_sha256"], "length": length,
                 "budgets": {name: float(ms) for name, ms in budgets.items()}, "policy": table}
     check_calibrated_policy(document, manifest, runtime)
@@ -334,12 +345,16 @@ def format_pareto(rows: Sequence[Mapping], name: str) -> str:
 
 def format_policy(bundle_dir: str | Path, table: Mapping, length: int, budgets: Mapping[str, float]) -> str:
     """A calibrated policy table, rule by rule, with the budgets it was fitted to."""
-    lines = [f"policy for {bundle_dir} at {length} tokens (every layer: "
-             f"{', '.join(f'k={k} {ms:.1f} ms' for k, ms in table['latency_ms'].items())}):"]
+    lines = [f"policy for {bundle_dir}, budgets fitted at {length} tokens; every layer, median ms:"]
+    for n, row in sorted(table["latency_ms"].items(), key=lambda item: int(item[0])):
+        fastest = min(row, key=lambda k: (row[k], int(k)))
+        lines.append(f"  {n:>4} tokens: " + ", ".join(f"k={k} {ms:.1f}" for k, ms in row.items())
+                     + f" (fastest k = {fastest})")
     for rule in table["rules"]:
         budget = f" (budget {budgets[rule['name']]:g} ms)" if rule["name"] in budgets else ""
         lines.append(f"  {rule['name']:13} {json.dumps(rule['when']):48} -> k = {rule['ratio']}, "
                      f"threshold {rule['threshold']}{budget}")
+    lines.append("  (at a length where a smaller ratio is as fast, the rule's ratio is lowered to it)")
     return "\n".join(lines)
 
 

@@ -178,8 +178,8 @@ def profile_cases(manifest: dict) -> tuple[list[dict], dict]:
 def calibrated_policy_cases(manifest: dict, profile: dict) -> list[dict]:
     budgets = {"default": 20.0}
     # every layer: k = 1 1 + 10 + 1 + 10 + 1 = 23 ms, k = 2 5 ms -> the default rule fits its 20 ms at k = 2
-    table = calibrate(manifest["policy"], {"1": 23.0, "2": 5.0}, budgets)
-    document = {"format": "edge-variator-calibrated-policy", "version": 1, "runtime": "executorch",
+    table = calibrate(manifest["policy"], {"16": {"1": 23.0, "2": 5.0}}, budgets, 16)
+    document = {"format": "edge-variator-calibrated-policy", "version": 2, "runtime": "executorch",
                 "device": profile["device"], "program_sha256": profile["program_sha256"], "length": 16,
                 "budgets": budgets, "policy": table}
     nominal = {"battery": 1.0, "thermal": "nominal", "charging": False, "low_power": False}
@@ -191,7 +191,10 @@ def calibrated_policy_cases(manifest: dict, profile: dict) -> list[dict]:
                                                           "threshold": None}]}},
               "executorch", "ratio"),
              ("another format", {**document, "format": "edge-variator-latency-profile"}, "executorch",
-              "format")]
+              "format"),
+             ("version 1 (latency at one length)",
+              {**document, "version": 1, "policy": {**table, "latency_ms": {"1": 23.0, "2": 5.0}}},
+              "executorch", "version")]
     cases = []
     for name, doc, runtime, mentions in specs:
         case = {"name": name, "document": doc, "runtime": runtime,

@@ -156,7 +156,11 @@ def test_demo_exports_profiles_and_runs_four_device_states(tiny_shipped, tmp_pat
     states = out.split("mean exit layer\n")[1].splitlines()[:4]
     assert [row[:25].strip() for row in states] == ["full battery, nominal", "50%, fair", "15%, serious",
                                                     "low power, critical"]
-    assert [int(row[40:42]) for row in states] == [1, 2, 2, 2]  # the default policy on a k = 1, 2 bundle
+    cells = [row[39:].split() for row in states]
+    assert [int(row[0]) for row in cells] == [1, 2, 2, 2]  # the default policy on a k = 1, 2 bundle
+    per_ratio = [dict(cell.split(":") for cell in row if ":" in cell) for row in cells]
+    assert all(sum(map(int, texts.values())) == 12 and set(texts) <= {"1", "2"} for texts in per_ratio)
+    assert "following each text's length on this host's profile" in out
     assert (plots / "latency_vs_depth.png").is_file() and (plots / "pareto.png").is_file()
     main(["demo", "--limit", "2", "--lengths", "16", "--repeats", "1", "--plots", str(plots)])
     assert "(cached," in capsys.readouterr().out

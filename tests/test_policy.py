@@ -43,9 +43,9 @@ def test_shared_vector(case):
         expect = step["expect"]
         if "error" in expect:
             with pytest.raises(DeviceStateError):
-                policy.decide(state(step["state"]))
+                policy.decide(state(step["state"]), step.get("length"))
             continue
-        decision = policy.decide(state(step["state"]))
+        decision = policy.decide(state(step["state"]), step.get("length"))
         got = {"ratio": decision.ratio, "rule": decision.rule, "threshold_name": decision.threshold_name,
                "threshold": decision.threshold}
         assert got == expect, step["state"]
@@ -91,6 +91,22 @@ def test_a_manifest_without_a_table_is_refused_and_a_calibrated_table_replaces_t
     assert Policy.from_manifest(manifest, calibrated).decide(DeviceState(battery=1.0)).rule == "always"
 
 
+def test_a_length_aware_table_uses_a_ratio_only_where_it_is_faster_than_k1():
+    table = {**default_policy([1, 2, 4], {"drop_1": 0.5}),
+             "latency_ms": {"16": {"1": 2.0, "2": 2.5, "4": 2.7, "8": 3.0},
+                            "256": {"1": 40.0, "2": 34.0, "4": 30.0, "8": 27.0}}}
+    policy = Policy(table, [1, 2, 4], {"drop_1": 0.5})  # a profile of a bigger bundle: k=8 is dropped
+    assert set(policy.table["latency_ms"]["16"]) == {"1", "2", "4"}
+    short, long = (policy.decide(DeviceState(battery=0.1), n) for n in (16, 256))
+    assert (short.ratio, short.length_applied, long.ratio, long.length_applied) == (1, True, 4, False)
+    with pytest.raises(DeviceStateError, match="length"):
+        policy.decide(DeviceState(battery=0.1), 0)
+    with pytest.raises(DeviceStateError, match="length"):
+        policy.decide(DeviceState(battery=0.1), 16.0)
+    with pytest.raises(PolicyError, match="older edge-variator"):
+        Policy({**table, "latency_ms": {"1": 40.0, "2": 34.0, "4": 30.0}}, [1, 2, 4], {"drop_1": 0.5})
+
+
 def test_bad_device_states_name_the_problem():
     with pytest.raises(DeviceStateError, match="battery"):
         DeviceState(battery=math.nan)
@@ -119,10 +135,14 @@ def test_fuzzed_policy_never_returns_a_ratio_the_bundle_lacks(ratios, thresholds
                                                                profiled):
     table = default_policy(ratios, thresholds)
     if profiled:  # a profile of a bigger bundle: ratios this one lacks must still never come out
-        table["latency_ms"] = {str(k): ms for k, ms in zip((1, 2, 4, 8), sorted(latency, reverse=True),
-                                                           strict=True)}
+        short = {str(k): ms for k, ms in zip((1, 2, 4, 8), sorted(latency), strict=True)}
+        long = {str(k): ms for k, ms in zip((1, 2, 4, 8), sorted(latency, reverse=True), strict=True)}
+        table["latency_ms"] = {"16": short, "256": long}
     policy = Policy(table, ratios, thresholds)
-    for device in sequence:
-        decision = policy.decide(device)
+    for index, device in enumerate(sequence):
+        decision = policy.decide(device, [None, 16, 100, 300][index % 4])
         assert decision.ratio in ratios
+        wanted = next(r["ratio"] for r in table["rules"] if r["name"] == decision.rule)
+        if profiled and device.budget_ms is None:  # the length alone never compresses more than the rule
+            assert decision.ratio <= wanted
         assert decision.threshold is None or decision.threshold in thresholds.values()

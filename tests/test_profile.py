@@ -115,16 +115,19 @@ def test_a_saved_profile_is_its_own_file_and_leaves_the_bundle_as_exported(bundl
 
 def test_calibrate_picks_the_least_compressed_ratio_within_each_budget():
     table = default_policy([1, 2, 4, 8], {"drop_1": 0.5})
-    latency = {"1": 40.0, "2": 30.0, "4": 22.0, "8": 18.0}
-    calibrated = calibrate(table, latency, {"fair": 35, "serious": 25, "critical": 10, "default": 40})
+    latency = {"16": {"1": 3.0, "2": 3.5, "4": 3.9, "8": 4.2},
+               "256": {"1": 40.0, "2": 30.0, "4": 22.0, "8": 18.0}}
+    calibrated = calibrate(table, latency, {"fair": 35, "serious": 25, "critical": 10, "default": 40}, 256)
     ratios = {rule["name"]: rule["ratio"] for rule in calibrated["rules"]}
     assert ratios == {"critical": 8, "low_power": 8, "serious": 4, "battery_low": 4, "fair": 2,
                       "battery_half": 2, "default": 1}
     assert calibrated["latency_ms"] == latency
     with pytest.raises(PolicyError, match="rules the table lacks"):
-        calibrate(table, latency, {"overheated": 10})
+        calibrate(table, latency, {"overheated": 10}, 256)
     with pytest.raises(PolicyError, match="positive"):
-        calibrate(table, latency, {"fair": 0})
+        calibrate(table, latency, {"fair": 0}, 256)
+    with pytest.raises(PolicyError, match="no latency at 64 tokens; profiled: \\[16, 256\\]"):
+        calibrate(table, latency, {"fair": 35}, 64)
 
 
 def test_pareto_rows_and_plots(tiny_bundle, profile, tmp_path):
@@ -171,13 +174,13 @@ def test_cli_profile_import_and_calibrate_write_the_policy(bundle, tmp_path, cap
         "program_sha256": manifest["files"]["executorch"]["sha256"], "length": 16,
         "budgets": {"default": 20.0}}
     policy = load_calibrated_policy(bundle / "profiles" / "executorch" / "phone-1.policy.json", manifest)
-    assert policy["latency_ms"] == {"1": 23.0, "2": 5.0}
+    assert policy["latency_ms"] == {"16": {"1": 23.0, "2": 5.0}}
     assert next(r for r in policy["rules"] if r["name"] == "default")["ratio"] == 2
     capsys.readouterr()
     main(["run", str(bundle), "the film was superb", "--policy", str(stored.with_suffix(".policy.json"))])
-    assert json.loads(capsys.readouterr().out.splitlines()[-1])["summary"]["ratio"] == 2
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["summary"]["ratios"] == {"2": 1}
     main(["run", str(bundle), "the film was superb"])  # without it: the manifest's table
-    assert json.loads(capsys.readouterr().out.splitlines()[-1])["summary"]["ratio"] == 1
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["summary"]["ratios"] == {"1": 1}
     with pytest.raises(SystemExit):
         main(["calibrate", str(bundle), "--profile", str(tmp_path / "phone.json"), "--budget", "fair"])
     assert "--budget takes RULE=MS" in capsys.readouterr().err

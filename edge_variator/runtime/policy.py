@@ -10,7 +10,8 @@ three must pass. A policy table:
         {"name": "battery_low", "when": {"battery_below": 0.2, "charging": false}, "ratio": 4,
          "threshold": "drop_2"},
         {"name": "default", "when": {}, "ratio": 1, "threshold": "drop_1"}],
-     "latency_ms": {"1": 41.0, "2": 35.5, ...}}    # all layers at each ratio on the target device, or null
+     "latency_ms": {"16": {"1": 2.1, "2": 2.4, ...},   # every layer at each ratio, per profiled
+                    "256": {"1": 41.0, "2": 35.5, ...}}}  # padded length, on the target device; or null
 
 A rule's conditions all hold or it does not match: `thermal_at_least` (state at or above this one
 in nominal < fair < serious < critical), `battery_below`, `charging`, `low_power`. `threshold`
@@ -21,8 +22,14 @@ Hysteresis: a rule that matched last time keeps matching until the battery is at
 `battery_below + battery_margin`, so a battery hovering at 20% does not switch the ratio on every
 call; a rule that is not active needs the battery strictly below `battery_below` to take over.
 
-A latency budget (ms), when given and the table has `latency_ms`, raises the ratio to the least
-compressed one (at least the rule's) whose latency fits; the most compressed when none fits.
+With `latency_ms`, the decision also knows the text's padded length (`decide(state, length)`; no
+length: the longest profiled). It reads the row of the shortest profiled length at or above it (the
+longest when it is past them all), and:
+- length: a rule's ratio is lowered to the fastest ratio at that length of those no larger than it
+  (ties to the less compressed), so compression is used only where it is faster than k = 1 there:
+  on short texts the merge and restore cost more than the FFN they save;
+- budget: a latency budget (ms) then raises the ratio to the least compressed one (at least that)
+  whose latency fits, or the fastest of those when none fits.
 """
 
 from __future__ import annotations
@@ -46,7 +53,8 @@ class PolicyError(ValueError):
 
 
 class DeviceStateError(ValueError):
-    """A device state the policy cannot decide on: NaN or out-of-range battery, unknown thermal state."""
+    """A call the policy cannot decide on: NaN or out-of-range battery, unknown thermal state, a
+    text length below 1."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,7 @@ class Decision:
     threshold_name: str | None
     rule: str  # the rule that matched
     budget_applied: bool  # the latency budget raised the ratio above the rule's
+    length_applied: bool = False  # at this length a smaller ratio than the rule's is as fast or faster
 
 
 def check_policy(table: Mapping, ratios: Sequence[int], thresholds: Mapping[str, float]) -> None:
@@ -131,13 +140,36 @@ def check_policy(table: Mapping, ratios: Sequence[int], thresholds: Mapping[str,
     if rules[-1].get("when"):
         raise PolicyError(f"the last rule ({rules[-1]['name']!r}) must have no conditions, so that "
                           "every state gets a decision")
-    latency = table.get("latency_ms")
-    if latency is not None and not isinstance(latency, Mapping):
-        raise PolicyError(f"latency_ms must map each ratio to milliseconds, not {latency!r}")
-    if latency is not None:
-        missing = [k for k in ratios if str(k) not in latency]
+    check_latency(table.get("latency_ms"), ratios)
+
+
+def check_latency(latency: object, ratios: Sequence[int]) -> None:
+    """Raise PolicyError unless `latency` is null or maps each profiled length to every ratio's ms."""
+    if latency is None:
+        return
+    shape = 'map each padded length to every ratio\'s ms, {"256": {"1": 40.0, "2": 34.0}}'
+    if not isinstance(latency, Mapping) or not latency:
+        raise PolicyError(f"latency_ms must {shape}, not {latency!r}")
+    for length, row in latency.items():
+        if not isinstance(row, Mapping):
+            raise PolicyError(f"latency_ms must {shape}; {length!r} maps to {row!r} (a table of an "
+                              "older edge-variator, which had one length: calibrate again)")
+        if not (isinstance(length, str) and length.isdigit() and int(length) > 0):
+            raise PolicyError(f"latency_ms lengths must be positive whole numbers, not {length!r}")
+        missing = [k for k in ratios if str(k) not in row]
         if missing:
-            raise PolicyError(f"latency_ms lacks ratios {missing}")
+            raise PolicyError(f"latency_ms at {length} tokens lacks ratios {missing}")
+        for ratio, ms in row.items():
+            if isinstance(ms, bool) or not isinstance(ms, int | float) or not ms >= 0 or math.isinf(ms):
+                raise PolicyError(f"latency_ms at {length} tokens, ratio {ratio}: a number of ms, not {ms!r}")
+
+
+def latency_row(latency: Mapping, length: int | None) -> dict[int, float]:
+    """Ratio -> ms at the shortest profiled length at or above `length` (the longest past them all,
+    or when no length is given)."""
+    lengths = sorted(int(n) for n in latency)
+    at = next((n for n in lengths if length is not None and n >= length), lengths[-1])
+    return {int(k): float(ms) for k, ms in latency[str(at)].items()}
 
 
 def _matches(when: Mapping, state: DeviceState, active: bool, margin: float) -> bool:
@@ -155,22 +187,35 @@ def _matches(when: Mapping, state: DeviceState, active: bool, margin: float) -> 
     return True
 
 
+def check_length(length: int | None) -> None:
+    if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 1):
+        raise DeviceStateError(f"the text's length must be a whole number of tokens from 1, not {length!r}")
+
+
 def decide(table: Mapping, thresholds: Mapping[str, float], state: DeviceState,
-           active_rule: str | None = None) -> Decision:
-    """The decision for one state; `active_rule` is the rule that matched the previous call (hysteresis)."""
+           active_rule: str | None = None, length: int | None = None) -> Decision:
+    """The decision for one state and a text of `length` padded tokens (None: not known);
+    `active_rule` is the rule that matched the previous call (hysteresis)."""
+    check_length(length)
     margin = table.get("battery_margin", DEFAULT_BATTERY_MARGIN)
     rule = next(r for r in table["rules"]
                 if _matches(r.get("when", {}), state, r["name"] == active_rule, margin))
-    ratio, budget_applied = rule["ratio"], False
-    latency = table.get("latency_ms")
-    if state.budget_ms is not None and latency:
-        ratios = sorted(int(k) for k in latency if int(k) >= rule["ratio"])
-        fitting = [k for k in ratios if latency[str(k)] <= state.budget_ms]
-        ratio = fitting[0] if fitting else ratios[-1]
-        budget_applied = ratio != rule["ratio"]
+    ratio, budget_applied, length_applied = rule["ratio"], False, False
+    if table.get("latency_ms"):
+        row = latency_row(table["latency_ms"], length)
+
+        def fastest(ratios: list[int]) -> int:
+            return min(ratios, key=lambda k: (row[k], k))
+
+        ratio = fastest([k for k in row if k <= rule["ratio"]])
+        length_applied = ratio != rule["ratio"]
+        if state.budget_ms is not None:
+            larger = sorted(k for k in row if k >= ratio)
+            raised = next((k for k in larger if row[k] <= state.budget_ms), fastest(larger))
+            ratio, budget_applied = raised, raised != ratio
     name = rule.get("threshold")
     threshold = None if name is None else float(thresholds[name])
-    return Decision(ratio, threshold, name, rule["name"], budget_applied)
+    return Decision(ratio, threshold, name, rule["name"], budget_applied, length_applied)
 
 
 class Policy:
@@ -178,8 +223,9 @@ class Policy:
 
     def __init__(self, table: Mapping, ratios: Sequence[int], thresholds: Mapping[str, float]):
         check_policy(table, ratios, thresholds)
-        if table.get("latency_ms"):
-            latency = {k: ms for k, ms in table["latency_ms"].items() if int(k) in ratios}
+        if table.get("latency_ms"):  # only the bundle's ratios take part
+            latency = {n: {k: ms for k, ms in row.items() if int(k) in ratios}
+                       for n, row in table["latency_ms"].items()}
             table = {**table, "latency_ms": latency}
         self.table, self.thresholds, self.active_rule = table, dict(thresholds), None
 
@@ -191,8 +237,8 @@ class Policy:
             raise PolicyError("the manifest has no policy table: export the bundle again")
         return cls(table, sorted(int(k) for k in manifest["ratios"]), manifest["exits"]["thresholds"])
 
-    def decide(self, state: DeviceState) -> Decision:
-        decision = decide(self.table, self.thresholds, state, self.active_rule)
+    def decide(self, state: DeviceState, length: int | None = None) -> Decision:
+        decision = decide(self.table, self.thresholds, state, self.active_rule, length)
         self.active_rule = decision.rule
         return decision
 
@@ -222,12 +268,14 @@ def default_policy(ratios: Sequence[int], thresholds: Mapping[str, float]) -> di
                       for name, when, k, threshold in rules]}
 
 
-def calibrate(table: Mapping, latency_ms: Mapping[str, float], budgets: Mapping[str, float]) -> dict:
-    """The table with each budgeted rule's ratio set from a device's latency: the least compressed
-    ratio whose every-layer run fits the rule's budget (ms), the most compressed when none does.
+def calibrate(table: Mapping, latency_ms: Mapping[str, Mapping[str, float]], budgets: Mapping[str, float],
+              length: int) -> dict:
+    """The table with each budgeted rule's ratio set from a device's latency at `length` tokens: the
+    least compressed ratio whose every-layer run fits the rule's budget (ms), the fastest when none does.
 
-    `latency_ms` (ratio -> ms, from profile.ratio_latency) is kept in the table so that a budget an
-    app passes at run time is checked against the same device's numbers.
+    `latency_ms` (padded length -> ratio -> ms, from profile.latency_table) is kept in the table, so
+    that at run time the ratio follows the text's length and an app's budget is checked against the
+    same device's numbers.
     """
     names = [rule["name"] for rule in table["rules"]]
     unknown = sorted(set(budgets) - set(names))
@@ -236,11 +284,14 @@ def calibrate(table: Mapping, latency_ms: Mapping[str, float], budgets: Mapping[
     for name, budget in budgets.items():
         if isinstance(budget, bool) or not isinstance(budget, int | float) or not budget > 0:
             raise PolicyError(f"the budget of {name!r} must be a positive number of ms, not {budget!r}")
-    by_speed = sorted(latency_ms, key=int)  # least compressed first
+    if str(length) not in latency_ms:
+        raise PolicyError(f"no latency at {length} tokens; profiled: {sorted(map(int, latency_ms))}")
+    row = {int(k): float(ms) for k, ms in latency_ms[str(length)].items()}
 
     def fitting(budget: float) -> int:
-        return int(next((k for k in by_speed if latency_ms[k] <= budget), by_speed[-1]))
+        return next((k for k in sorted(row) if row[k] <= budget), min(row, key=lambda k: (row[k], k)))
 
     rules = [{**rule, "ratio": fitting(budgets[rule["name"]])} if rule["name"] in budgets else dict(rule)
              for rule in table["rules"]]
-    return {**table, "rules": rules, "latency_ms": {k: float(ms) for k, ms in latency_ms.items()}}
+    latency = {n: {k: float(ms) for k, ms in per_ratio.items()} for n, per_ratio in latency_ms.items()}
+    return {**table, "rules": rules, "latency_ms": latency}

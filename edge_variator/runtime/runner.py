@@ -34,6 +34,7 @@ class RunResult:
     uncertainty: float
     truncated: bool  # the text was longer than the maximum and lost its tail
     tokens: int  # the padded length it ran at
+    decision: Decision  # the policy's, for this state at this length (or the one given)
     step_ms: dict[str, float] = field(default_factory=dict)  # method -> wall time, in call order
 
     @property
@@ -67,15 +68,17 @@ class Runner:
 
     def run(self, text: str | bytes, state: DeviceState | None = None,
             decision: Decision | None = None) -> RunResult:
-        """Classify one text under the policy's decision for `state` (or a decision given outright)."""
-        if decision is None:
-            decision = self.policy.decide(state if state is not None else DeviceState(battery=1.0))
-        threshold = -1.0 if decision.threshold is None else decision.threshold  # None: never exit early
+        """Classify one text under the policy's decision for `state` at the text's padded length (or
+        a decision given outright)."""
         text = as_text(text)
         if isinstance(text, str) and not text.strip():
             raise TextError("empty text: there is nothing to classify")
         batch = self.tokenizer([text])
         ids, mask = batch.input_ids, batch.attention_mask
+        if decision is None:
+            state = state if state is not None else DeviceState(battery=1.0)
+            decision = self.policy.decide(state, length=ids.shape[1])
+        threshold = -1.0 if decision.threshold is None else decision.threshold  # None: never exit early
         steps: dict[str, float] = {}
 
         def call(name: str, inputs: list[torch.Tensor]) -> torch.Tensor:
@@ -96,7 +99,7 @@ class Runner:
                 label = int(logits.argmax())
                 return RunResult(self.labels[label], label, torch.softmax(logits.float(), -1).tolist(),
                                  index + 1, len(layer_methods), decision.ratio, decision.threshold, score,
-                                 batch.truncated[0], ids.shape[1], steps)
+                                 batch.truncated[0], ids.shape[1], decision, steps)
         raise AssertionError("unreachable: the bundle always has an exit after its last layer")
 
 
@@ -126,8 +129,9 @@ class BundleRunner(Runner):
 
 
 class BatchRun:
-    """`edge-variator run`: a bundle loaded once, and every method the decision for `state` calls
-    with it (that time is `load_ms`, apart), then any number of texts, each timed warm."""
+    """`edge-variator run`: a bundle loaded once, and every method the policy may call for `state`
+    at any length with it (that time is `load_ms`, apart), then any number of texts, each timed warm
+    and run at the policy's decision for its own padded length."""
 
     def __init__(self, bundle_dir: str | Path, state: DeviceState, calibrated: str | Path | None = None):
         from edge_variator.profile import load_calibrated_policy
@@ -137,24 +141,28 @@ class BatchRun:
         if calibrated:
             manifest = self.runner.manifest
             self.runner.policy = Policy.from_manifest(manifest, load_calibrated_policy(calibrated, manifest))
-        self.state, self.decision = state, self.runner.policy.decide(state)
-        self.runner.preload(self.decision.ratio)
+        self.state, policy = state, self.runner.policy
+        lengths = [None, *map(int, policy.table.get("latency_ms") or {})]
+        for ratio in {policy.decide(state, length).ratio for length in lengths}:
+            self.runner.preload(ratio)
         self.load_ms = 1000 * (time.perf_counter() - began)
         self.warm_ms: list[float] = []
         self.errors: list[str] = []
+        self.ratios: dict[str, int] = {}  # texts run at each ratio
 
     def run(self, texts: Iterable[str | bytes]) -> Iterator[tuple[int, RunResult | str, float]]:
         """(index, result or the reason it was refused, wall ms with tokenizing) per text, as they come."""
         for index, text in enumerate(texts):
             began = time.perf_counter()
             try:
-                result: RunResult | str = self.runner.run(text, decision=self.decision)
+                result: RunResult | str = self.runner.run(text, self.state)
             except TextError as error:
                 result = f"text {index}: {error}"
                 self.errors.append(result)
             ms = 1000 * (time.perf_counter() - began)
             if isinstance(result, RunResult):
                 self.warm_ms.append(ms)
+                self.ratios[str(result.ratio)] = self.ratios.get(str(result.ratio), 0) + 1
             yield index, result, ms
 
     def record(self, index: int, result: RunResult | str, ms: float, steps: bool = False) -> dict:
@@ -172,22 +180,22 @@ class BatchRun:
         return record
 
     def summary(self) -> dict:
-        """The last JSON line of `run`: the decision, the one-time load and the warm latencies."""
+        """The last JSON line of `run`: the rule, texts per ratio, the load and the warm latencies."""
         warm = sorted(self.warm_ms)
 
         def quantile(q: float) -> float | None:
             return round(warm[min(len(warm) - 1, int(q * len(warm)))], 3) if warm else None
 
         return {"summary": {"texts": len(warm) + len(self.errors), "classified": len(warm),
-                            "refused": len(self.errors), "rule": self.decision.rule,
-                            "ratio": self.decision.ratio, "threshold": self.decision.threshold_name,
+                            "refused": len(self.errors), "rule": self.runner.policy.active_rule,
+                            "ratios": dict(sorted(self.ratios.items(), key=lambda item: int(item[0]))),
                             "load_ms": round(self.load_ms, 3), "warm_ms_median": quantile(0.5),
                             "warm_ms_p90": quantile(0.9)}}
 
 
-def format_run(state: DeviceState, decision: Decision, result: RunResult, labels: list[str],
-               steps: bool = False) -> str:
+def format_run(state: DeviceState, result: RunResult, labels: list[str], steps: bool = False) -> str:
     """What `edge-variator run` prints: the device state, the policy's decision and the result."""
+    decision = result.decision
     threshold = "none (every layer)" if decision.threshold is None else (
         f"{decision.threshold_name} = {decision.threshold:.4f}")
     probabilities = ", ".join(f"{label} {p:.3f}"
@@ -196,6 +204,7 @@ def format_run(state: DeviceState, decision: Decision, result: RunResult, labels
              f"{' low-power' if state.low_power else ''}, thermal {state.thermal}"
              f"{f', budget {state.budget_ms:g} ms' if state.budget_ms else ''}",
              f"policy: rule {decision.rule!r} -> ratio k = {decision.ratio}, exit threshold {threshold}"
+             f"{' (lowered: no faster at this length)' if decision.length_applied else ''}"
              f"{' (raised by the latency budget)' if decision.budget_applied else ''}",
              f"result: {result.label} ({probabilities}), exit after layer {result.exit_layer} of "
              f"{result.layers}, {result.tokens} tokens{' (truncated)' if result.truncated else ''}, "
