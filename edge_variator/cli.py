@@ -182,6 +182,12 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def cmd_profile(args: argparse.Namespace) -> None:
+    if args.ops is not None:
+        from edge_variator.ops import default_ops_methods, format_ops
+
+        methods = args.ops or default_ops_methods(args.bundle)
+        print(format_ops(args.bundle, methods, args.lengths, args.ops_seconds))
+        return
     profiling.profile_bundle(args.bundle, args.lengths, args.repeats, args.warmup, args.import_profile,
                              args.out, not args.no_store, args.plots, args.pareto_task, args.pareto_split,
                              args.pareto_limit)
@@ -371,6 +377,12 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--pareto-task", help="a benchmark: accuracy vs latency over ratios x thresholds")
     profile.add_argument("--pareto-split", default="dev", choices=["dev", "test"])
     profile.add_argument("--pareto-limit", type=int, help="the first N texts only")
+    profile.add_argument("--ops", nargs="*", metavar="METHOD",
+                         help="instead: the op-level profile (partitions, kernels outside XNNPACK, perf's "
+                              "split of the time) of these methods (default: embed, layer 0 at each ratio, "
+                              "exit 0) at each --lengths; needs Linux perf")
+    profile.add_argument("--ops-seconds", type=float, default=3.0,
+                         help="perf sampling time per method and length")
 
     calibrate = command(commands, "calibrate", cmd_calibrate,
                         "the policy's ratios from a latency profile and budgets")
