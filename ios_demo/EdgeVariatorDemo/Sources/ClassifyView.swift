@@ -57,16 +57,16 @@ struct ClassifyView: View {
             Text("Device")
         } footer: {
             Text("Read from ProcessInfo.thermalState, UIDevice battery level and state, and Low Power Mode; "
-                 + "updated on their notifications. A budget needs the latencies of a policy calibrated for this phone.")
+                 + "updated on their notifications. A budget, and a ratio that follows the text's length, need the latencies of a policy calibrated for this phone.")
         }
     }
 
     private var decisionSection: some View {
         Section("The policy now") {
-            switch model.preview() {
+            switch model.preview(text) {
             case .success(let decision):
                 LabeledContent("Rule", value: decision.rule)
-                LabeledContent("Ratio", value: "k = \(decision.ratio)" + (decision.budgetApplied ? " (raised by the budget)" : ""))
+                LabeledContent("Ratio", value: ratioText(decision))
                 LabeledContent("Exit threshold", value: thresholdText(decision))
             case .failure(let error):
                 Text(error.localizedDescription).foregroundStyle(.red)
@@ -76,6 +76,12 @@ struct ClassifyView: View {
             }
         }
     }
+}
+
+/// "k = 1 (lowered: no faster at this length)": the ratio, and what changed the rule's.
+func ratioText(_ decision: Decision) -> String {
+    "k = \(decision.ratio)" + (decision.lengthApplied ? " (lowered: no faster at this length)" : "")
+        + (decision.budgetApplied ? " (raised by the budget)" : "")
 }
 
 func thresholdText(_ decision: Decision) -> String {
@@ -91,7 +97,7 @@ struct ResultSection: View {
             LabeledContent("Label", value: result.label)
             LabeledContent("Confidence", value: String(format: "%.1f%%", 100 * (result.probabilities.max() ?? 0)))
             LabeledContent("Exit layer", value: "\(result.exitLayer) of \(result.layers)")
-            LabeledContent("Ratio", value: "k = \(result.decision.ratio)")
+            LabeledContent("Ratio", value: ratioText(result.decision))
             LabeledContent("Rule", value: result.decision.rule)
             LabeledContent("Threshold", value: thresholdText(result.decision))
             LabeledContent("Uncertainty", value: String(format: "%.4f", result.uncertainty))

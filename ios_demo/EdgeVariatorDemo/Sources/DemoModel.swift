@@ -20,7 +20,8 @@ enum Runtime: String, CaseIterable, Identifiable {
 
 /// The app's state: the bundles found, the one open (manifest, tokenizer, policy, backend), and
 /// the runs. Inference runs on one serial queue, off the main thread; the policy decides on the
-/// main actor, where its memory of the active rule (hysteresis) lives.
+/// main actor, where its memory of the active rule (hysteresis) lives, once the text is tokenized
+/// (a calibrated policy follows the text's padded length).
 @MainActor
 final class DemoModel: ObservableObject {
     @Published private(set) var bundleFolders: [URL] = []
@@ -129,12 +130,15 @@ final class DemoModel: ObservableObject {
         }
     }
 
-    /// What the policy would decide now, without taking the decision (no hysteresis update).
-    func preview() -> Result<Decision, Error> {
-        guard let policy else { return .failure(DemoError.noBundle) }
+    /// What the policy would decide now for `text`, without taking the decision (no hysteresis
+    /// update): at its padded length, or, while it is empty, at the longest profiled one.
+    func preview(_ text: String) -> Result<Decision, Error> {
+        guard let bundle, let policy else { return .failure(DemoError.noBundle) }
         return Result {
             let state = try device.state(budgetMs: budgetMs)
-            return decide(policy.table, thresholds: policy.thresholds, state: state, activeRule: policy.activeRule)
+            let length = try? bundle.encode(text).length
+            return try decide(policy.table, thresholds: policy.thresholds, state: state, activeRule: policy.activeRule,
+                              length: length)
         }
     }
 
@@ -144,8 +148,10 @@ final class DemoModel: ObservableObject {
         defer { busy = false }
         do {
             device.refresh()
-            let decision = policy.decide(try device.state(budgetMs: budgetMs))
-            result = try await offMain { try EdgeVariatorPolicy.classify(text, decision: decision, bundle: bundle, backend: backend) }
+            let state = try device.state(budgetMs: budgetMs)
+            let encoding = try await offMain { try bundle.encode(text) }
+            let decision = try policy.decide(state, length: encoding.length)  // Runner.run: after tokenizing
+            result = try await offMain { try EdgeVariatorPolicy.classify(encoding, decision: decision, bundle: bundle, backend: backend) }
             message = nil
         } catch {
             message = error.localizedDescription

@@ -92,9 +92,19 @@ func checkProgram(what: String, runtime documentRuntime: String, programSha256: 
 
 /// The format and version of a document, read before anything else, so that an older one is told
 /// its version rather than a missing field.
-private struct Header: Decodable {
+struct Header: Decodable {
     let format: JSONValue?
     let version: JSONValue?
+
+    init(format: JSONValue?, version: JSONValue?) {
+        self.format = format
+        self.version = version
+    }
+
+    /// A typed document's own, to check as read ones are.
+    init(format: String, version: Int) {
+        self.init(format: .string(format), version: .number(Double(version)))
+    }
 }
 
 /// The JSON of a document parsed with `decode`, a DecodingError turned into `wrap`'s error.
@@ -106,9 +116,10 @@ func decodeDocument<T: Decodable>(_ type: T.Type, from data: Data, wrap: (String
     }
 }
 
-/// Raise unless the header says this format and version (profile._follows' first step).
-func checkHeader(_ data: Data, what: String, format: String, version: Int, wrap: (String) -> ProfileError) throws {
-    let header = try decodeDocument(Header.self, from: data, wrap: wrap)
+/// Raise unless the header says this format and version (profile._follows' first step): `wrap`'s
+/// error for another format, ProfileError.version for another version. A file's header is checked
+/// before its fields are read, and a typed document's (made in code) by its check.
+func checkFormat(_ header: Header, what: String, format: String, version: Int, wrap: (String) -> ProfileError) throws {
     guard header.format == .string(format) else {
         throw wrap("format is \(header.format?.description ?? "missing"), not \"\(format)\"")
     }
@@ -175,9 +186,13 @@ public struct LatencyProfile: Equatable, Codable, Sendable {
     /// A profile file's JSON: another format or version is refused before its fields are read
     /// (a version 1 profile had pte_sha256 and no program_sha256).
     public init(data: Data) throws {
-        try checkHeader(data, what: "a latency profile", format: LatencyProfile.format, version: LatencyProfile.version,
-                        wrap: ProfileError.invalid)
+        try LatencyProfile.checkFormat(decodeDocument(Header.self, from: data, wrap: ProfileError.invalid))
         self = try decodeDocument(LatencyProfile.self, from: data, wrap: ProfileError.invalid)
+    }
+
+    private static func checkFormat(_ header: Header) throws {
+        try EdgeVariatorPolicy.checkFormat(header, what: "a latency profile", format: format, version: version,
+                                           wrap: ProfileError.invalid)
     }
 
     /// profile.load_profile: a profile file, checked (against the bundle's `runtime` program, given a manifest).
@@ -203,10 +218,7 @@ public struct LatencyProfile: Equatable, Codable, Sendable {
     /// What check_profile checks: the schema's latency_profile and, given a manifest, that the
     /// profile timed that bundle's `runtime` program and covers every method.
     public func check(against manifest: Manifest? = nil, runtime: ProgramRuntime = .executorch) throws {
-        if format != LatencyProfile.format { throw ProfileError.invalid("format is \"\(format)\"") }
-        if version != LatencyProfile.version {
-            throw ProfileError.version(what: "a latency profile", found: String(version), expected: LatencyProfile.version)
-        }
+        try LatencyProfile.checkFormat(Header(format: format, version: version))
         if ProgramRuntime(rawValue: self.runtime) == nil {
             throw ProfileError.invalid("runtime \"\(self.runtime)\" is not one of \(ProgramRuntime.allCases.map(\.rawValue))")
         }

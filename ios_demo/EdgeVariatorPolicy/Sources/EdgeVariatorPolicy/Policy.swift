@@ -44,12 +44,13 @@ public enum ThermalState: String, CaseIterable, Comparable, Sendable {
     public static func < (lhs: ThermalState, rhs: ThermalState) -> Bool { lhs.level < rhs.level }
 }
 
-/// A device state the policy cannot decide on.
+/// A call the policy cannot decide on: a device state it cannot read, or a text length below 1.
 public enum DeviceStateError: Error, Equatable, CustomStringConvertible, LocalizedError {
     case battery(Double)
     case unknownThermal(String)
     case budget(Double)
     case androidThermal(Int)
+    case length(Int)
 
     public var description: String {
         switch self {
@@ -62,6 +63,8 @@ public enum DeviceStateError: Error, Equatable, CustomStringConvertible, Localiz
             return "budget_ms must be a positive number of milliseconds or nil, not \(value)"
         case .androidThermal(let status):
             return "Android thermal status must be 0...6 (THERMAL_STATUS_NONE...SHUTDOWN), not \(status)"
+        case .length(let length):
+            return "the text's length must be a whole number of tokens from 1, not \(length)"
         }
     }
 
@@ -174,10 +177,12 @@ public struct PolicyTable: Equatable, Sendable {
 
     public var batteryMargin: Double
     public var rules: [Rule]
-    public var latencyMs: [Int: Double]?  // every layer at each ratio on the target device
+    /// Every layer's ms at each ratio, per profiled padded length, on the target device:
+    /// length -> ratio -> ms (`{"16": {"1": 2.1, ...}, "256": {...}}` in the JSON); nil: not profiled.
+    public var latencyMs: [Int: [Int: Double]]?
 
     public init(batteryMargin: Double = PolicyTable.defaultBatteryMargin, rules: [Rule],
-                latencyMs: [Int: Double]? = nil) {
+                latencyMs: [Int: [Int: Double]]? = nil) {
         self.batteryMargin = batteryMargin
         self.rules = rules
         self.latencyMs = latencyMs
@@ -198,7 +203,9 @@ public struct PolicyTable: Equatable, Sendable {
                      "threshold": rule.threshold.map(JSONValue.string) ?? .null])
         }
         let latency: JSONValue = latencyMs.map { table in
-            .object(Dictionary(uniqueKeysWithValues: table.map { (String($0.key), JSONValue.number($0.value)) }))
+            .object(Dictionary(uniqueKeysWithValues: table.map { length, row in
+                (String(length), JSONValue.object(Dictionary(uniqueKeysWithValues: row.map { (String($0.key), JSONValue.number($0.value)) })))
+            }))
         } ?? .null
         return .object(["battery_margin": .number(batteryMargin), "latency_ms": latency, "rules": .array(rules)])
     }
@@ -210,13 +217,16 @@ public struct Decision: Equatable, Sendable {
     public let thresholdName: String?
     public let rule: String  // the rule that matched
     public let budgetApplied: Bool  // the latency budget raised the ratio above the rule's
+    public let lengthApplied: Bool  // at this length a smaller ratio than the rule's is as fast or faster
 
-    public init(ratio: Int, threshold: Double?, thresholdName: String?, rule: String, budgetApplied: Bool) {
+    public init(ratio: Int, threshold: Double?, thresholdName: String?, rule: String, budgetApplied: Bool,
+                lengthApplied: Bool = false) {
         self.ratio = ratio
         self.threshold = threshold
         self.thresholdName = thresholdName
         self.rule = rule
         self.budgetApplied = budgetApplied
+        self.lengthApplied = lengthApplied
     }
 }
 
@@ -233,7 +243,8 @@ private func integer(_ value: JSONValue?) -> Int? {
 /// Check a policy table as the manifest holds it (JSON) and return it typed; throws PolicyError
 /// for every table `check_policy` refuses. Stricter than Python where Python would accept a value
 /// and then misbehave: booleans are not numbers, `charging`/`low_power` must be booleans, a rule
-/// and its `when` must be objects, latency keys integers and values numbers.
+/// and its `when` must be objects, latency lengths and ratios integers written plainly ("16", not
+/// "016": Python would accept that and then not find the row), and ms numbers.
 public func checkPolicy(_ table: JSONValue, ratios: [Int], thresholds: [String: Double]) throws -> PolicyTable {
     guard let rulesJSON = table["rules"]?.arrayValue, !rulesJSON.isEmpty else { throw PolicyError.noRules }
     var margin = PolicyTable.defaultBatteryMargin
@@ -290,17 +301,8 @@ public func checkPolicy(_ table: JSONValue, ratios: [Int], thresholds: [String: 
         }
         rules.append(Rule(name: name, when: when, ratio: ratio, threshold: threshold))
     }
-    var latency: [Int: Double]?
-    if let value = table["latency_ms"], !value.isNull {
-        guard let object = value.objectValue else { throw PolicyError.latency("must be an object (ratio -> ms), not \(value)") }
-        var parsed: [Int: Double] = [:]
-        for (key, ms) in object {
-            guard let ratio = Int(key) else { throw PolicyError.latency("has a key that is not a ratio: '\(key)'") }
-            guard let number = ms.numberValue else { throw PolicyError.latency("of ratio \(key) must be a number, not \(ms)") }
-            parsed[ratio] = number
-        }
-        latency = parsed
-    }
+    var latency: [Int: [Int: Double]]?
+    if let value = table["latency_ms"], !value.isNull { latency = try latencyTable(value) }
     let typed = PolicyTable(batteryMargin: margin, rules: rules, latencyMs: latency)
     try checkPolicy(typed, ratios: ratios, thresholds: thresholds)
     return typed
@@ -328,10 +330,67 @@ public func checkPolicy(_ table: PolicyTable, ratios: [Int], thresholds: [String
         }
     }
     if let last = table.rules.last, !last.when.isEmpty { throw PolicyError.lastRuleHasConditions(last.name) }
-    if let latency = table.latencyMs {
-        let missing = ratios.filter { latency[$0] == nil }
-        if !missing.isEmpty { throw PolicyError.latency("lacks ratios \(missing)") }
+    try checkLatency(table.latencyMs, ratios: ratios)
+}
+
+private let latencyShape = #"map each padded length to every ratio's ms, {"256": {"1": 40.0, "2": 34.0}}"#
+
+/// A whole number written as Swift writes it ("16"; not "016", "+16" or " 16").
+private func plainInteger(_ key: String) -> Int? {
+    guard let value = Int(key), String(value) == key else { return nil }
+    return value
+}
+
+/// latency_ms as JSON, typed: length -> ratio -> ms. checkLatency then checks what it holds.
+private func latencyTable(_ value: JSONValue) throws -> [Int: [Int: Double]] {
+    guard let object = value.objectValue, !object.isEmpty else { throw PolicyError.latency("must \(latencyShape), not \(value)") }
+    var latency: [Int: [Int: Double]] = [:]
+    for key in object.keys.sorted() {  // sorted: a table is refused with the same message every time
+        let rowJSON = object[key]!
+        guard let row = rowJSON.objectValue else {
+            throw PolicyError.latency("must \(latencyShape); \"\(key)\" maps to \(rowJSON) (a table of an older "
+                                      + "edge-variator, which had one length: calibrate again)")
+        }
+        guard let length = plainInteger(key), length > 0 else {
+            throw PolicyError.latency("lengths must be positive whole numbers, not \"\(key)\"")
+        }
+        var parsed: [Int: Double] = [:]
+        for ratioKey in row.keys.sorted() {
+            guard let ratio = plainInteger(ratioKey) else {
+                throw PolicyError.latency("at \(key) tokens has a key that is not a ratio: \"\(ratioKey)\"")
+            }
+            guard let ms = row[ratioKey]!.numberValue else {
+                throw PolicyError.latency("at \(key) tokens, ratio \(ratioKey): a number of ms, not \(row[ratioKey]!)")
+            }
+            parsed[ratio] = ms
+        }
+        latency[length] = parsed
     }
+    return latency
+}
+
+/// check_latency: nil, or every profiled length (from 1) holds every ratio's ms, finite and >= 0.
+public func checkLatency(_ latency: [Int: [Int: Double]]?, ratios: [Int]) throws {
+    guard let latency else { return }
+    if latency.isEmpty { throw PolicyError.latency("must \(latencyShape), not {}") }
+    for length in latency.keys.sorted() {
+        if length < 1 { throw PolicyError.latency("lengths must be positive whole numbers, not \(length)") }
+        let row = latency[length]!
+        let missing = ratios.filter { row[$0] == nil }
+        if !missing.isEmpty { throw PolicyError.latency("at \(length) tokens lacks ratios \(missing)") }
+        for ratio in row.keys.sorted() {
+            let ms = row[ratio]!
+            if !(ms >= 0 && ms.isFinite) { throw PolicyError.latency("at \(length) tokens, ratio \(ratio): a number of ms, not \(ms)") }
+        }
+    }
+}
+
+/// Ratio -> ms at the shortest profiled length at or above `length` (the longest past them all,
+/// or when no length is given). `latency` must not be empty.
+public func latencyRow(_ latency: [Int: [Int: Double]], length: Int?) -> [Int: Double] {
+    let lengths = latency.keys.sorted()
+    let at = lengths.first { length != nil && $0 >= length! } ?? lengths[lengths.count - 1]
+    return latency[at]!
 }
 
 // MARK: - Deciding
@@ -348,24 +407,40 @@ private func matches(_ when: Conditions, _ state: DeviceState, active: Bool, mar
     return true
 }
 
-/// The decision for one state; `activeRule` is the rule that matched the previous call (hysteresis).
-/// The table must have passed checkPolicy (its last rule matches every state).
+/// The decision for one state and a text of `length` padded tokens (nil: not known); `activeRule`
+/// is the rule that matched the previous call (hysteresis). The table must have passed checkPolicy
+/// (its last rule matches every state). Throws DeviceStateError for a length below 1.
+///
+/// With latency_ms it reads the row for the length (latencyRow), lowers the rule's ratio to the
+/// fastest there of those no larger (ties to the less compressed: on short texts the merge and
+/// restore cost more than the FFN they save), then a budget raises it to the least compressed
+/// ratio at least that whose latency fits, or the fastest of those when none fits.
 public func decide(_ table: PolicyTable, thresholds: [String: Double], state: DeviceState,
-                   activeRule: String? = nil) -> Decision {
+                   activeRule: String? = nil, length: Int? = nil) throws -> Decision {
+    if let length, length < 1 { throw DeviceStateError.length(length) }
     let rule = table.rules.first { matches($0.when, state, active: $0.name == activeRule, margin: table.batteryMargin) }
         ?? table.rules[table.rules.count - 1]
     var ratio = rule.ratio
     var budgetApplied = false
-    if let budget = state.budgetMs, let latency = table.latencyMs, !latency.isEmpty {
-        let candidates = latency.keys.filter { $0 >= rule.ratio }.sorted()  // least compressed first
-        if let last = candidates.last {
-            ratio = candidates.first { latency[$0]! <= budget } ?? last
-            budgetApplied = ratio != rule.ratio
+    var lengthApplied = false
+    if let latency = table.latencyMs, !latency.isEmpty {
+        let row = latencyRow(latency, length: length)
+        func fastest(_ ratios: [Int]) -> Int? { ratios.min { (row[$0]!, $0) < (row[$1]!, $1) } }
+        if let lowered = fastest(row.keys.filter { $0 <= rule.ratio }) {
+            ratio = lowered
+            lengthApplied = ratio != rule.ratio
+        }
+        if let budget = state.budgetMs {
+            let larger = row.keys.filter { $0 >= ratio }.sorted()  // least compressed first
+            if let raised = larger.first(where: { row[$0]! <= budget }) ?? fastest(larger) {
+                budgetApplied = raised != ratio
+                ratio = raised
+            }
         }
     }
     let threshold = rule.threshold.flatMap { thresholds[$0] }
     return Decision(ratio: ratio, threshold: threshold, thresholdName: rule.threshold, rule: rule.name,
-                    budgetApplied: budgetApplied)
+                    budgetApplied: budgetApplied, lengthApplied: lengthApplied)
 }
 
 /// The stateful policy an app holds: remembers the active rule so the ratio does not flap.
@@ -377,8 +452,8 @@ public final class Policy {
     public init(table: PolicyTable, ratios: [Int], thresholds: [String: Double]) throws {
         try checkPolicy(table, ratios: ratios, thresholds: thresholds)
         var table = table
-        if let latency = table.latencyMs, !latency.isEmpty {  // only the bundle's ratios take part
-            table.latencyMs = latency.filter { ratios.contains($0.key) }
+        if let latency = table.latencyMs, !latency.isEmpty {  // only the bundle's ratios take part, at every length
+            table.latencyMs = latency.mapValues { row in row.filter { ratios.contains($0.key) } }
         }
         self.table = table
         self.thresholds = thresholds
@@ -397,8 +472,11 @@ public final class Policy {
         try self.init(table: table ?? manifest.policyTable, ratios: manifest.ratioValues, thresholds: manifest.exits.thresholds)
     }
 
-    public func decide(_ state: DeviceState) -> Decision {
-        let decision = EdgeVariatorPolicy.decide(table, thresholds: thresholds, state: state, activeRule: activeRule)
+    /// The decision for `state` and a text of `length` padded tokens (nil: not known, the longest
+    /// profiled row); a refused length leaves the active rule as it was.
+    public func decide(_ state: DeviceState, length: Int? = nil) throws -> Decision {
+        let decision = try EdgeVariatorPolicy.decide(table, thresholds: thresholds, state: state, activeRule: activeRule,
+                                                     length: length)
         activeRule = decision.rule
         return decision
     }

@@ -39,6 +39,12 @@ public struct LoadedBundle {
     }
 
     public var name: String { "\(manifest.backbone.id) (\(folder.lastPathComponent))" }
+
+    /// The text tokenized and padded as the bundle runs it (at most model.max_length tokens): its
+    /// `length` is the padded length the policy decides at. Refuses an empty text (TextError).
+    public func encode(_ text: String) throws -> Encoding {
+        try tokenizer.encode(text, maxLength: manifest.model.maxLength)
+    }
 }
 
 /// One text classified, with what the policy decided and what each step cost.
@@ -61,11 +67,27 @@ public func monotonicSeconds() -> Double {
     Double(DispatchTime.now().uptimeNanoseconds) / 1e9
 }
 
-/// The runner's loop (edge_variator/runtime/runner.py): tokenize, embed, then the layers of the
-/// decided ratio, asking each exit on the way and stopping at the first confident one.
+/// Runner.run(text, state): tokenize, then the policy's decision for `state` at the text's padded
+/// length, then the loop. An empty text or a refused state leaves the policy's active rule as it was.
+public func classify<B: MethodBackend>(_ text: String, state: DeviceState, policy: Policy, bundle: LoadedBundle,
+                                       backend: B) throws -> Classification {
+    let encoding = try bundle.encode(text)
+    let decision = try policy.decide(state, length: encoding.length)
+    return try classify(encoding, decision: decision, bundle: bundle, backend: backend)
+}
+
+/// Runner.run(text, decision=...): a decision given outright, whatever the text's length.
 public func classify<B: MethodBackend>(_ text: String, decision: Decision, bundle: LoadedBundle, backend: B) throws -> Classification {
+    try classify(bundle.encode(text), decision: decision, bundle: bundle, backend: backend)
+}
+
+/// The runner's loop (edge_variator/runtime/runner.py) over a text tokenized by `bundle.encode`:
+/// embed, then the layers of the decided ratio, asking each exit on the way and stopping at the
+/// first confident one. An app that decides elsewhere (on the main actor) tokenizes first, decides
+/// at `encoding.length`, then runs this.
+public func classify<B: MethodBackend>(_ encoding: Encoding, decision: Decision, bundle: LoadedBundle,
+                                       backend: B) throws -> Classification {
     let manifest = bundle.manifest
-    let encoding = try bundle.tokenizer.encode(text, maxLength: manifest.model.maxLength)
     var steps: [(method: String, ms: Double)] = []
     func timed<T>(_ method: String, _ body: () throws -> T) rethrows -> T {
         let start = monotonicSeconds()

@@ -207,7 +207,10 @@ final class ManifestTests: XCTestCase {
                             problems.append("state battery \(battery) refused")
                             continue
                         }
-                        let decision = policy.decide(state)
+                        guard let decision = try? policy.decide(state) else {
+                            problems.append("state battery \(battery) refused by the policy")
+                            continue
+                        }
                         rules.insert(decision.rule)
                         seen.insert(decision.ratio)
                         if manifest.ratios[String(decision.ratio)] == nil { problems.append("ratio \(decision.ratio) not in the bundle") }
@@ -232,8 +235,8 @@ final class ManifestTests: XCTestCase {
             policy.reset()
             let cool = try? DeviceState(battery: 1.0, charging: true)
             let hot = try? DeviceState(battery: 1.0, thermal: .critical)
-            let coolDecision = cool.map(policy.decide)
-            let hotDecision = hot.map(policy.decide)
+            let coolDecision = cool.flatMap { try? policy.decide($0) }
+            let hotDecision = hot.flatMap { try? policy.decide($0) }
             problems = []
             if coolDecision?.ratio != 1 || !close(coolDecision?.threshold, careful.value, 1e-9) { problems.append("cool: \(String(describing: coolDecision))") }
             if hotDecision?.ratio != manifest.ratioValues.filter({ $0 <= 8 }).max() || !close(hotDecision?.threshold, eager.value, 1e-9) {

@@ -86,12 +86,23 @@ final class PolicyVectorTests: XCTestCase {
         guard let stateJSON = step["state"], let expect = step["expect"]?.objectValue else {
             return ["a step needs state and expect"]
         }
+        let stepKeys: Set<String> = ["state", "length", "expect"]
+        if let keys = step.objectValue?.keys, !Set(keys).isSubset(of: stepKeys) {
+            return ["step has keys this test does not know: \(Set(keys).subtracting(stepKeys).sorted())"]
+        }
+        // The text's padded length, when the step gives one (nil: the policy does not know it).
+        let length: Int?
+        switch step["length"] {
+        case nil: length = nil
+        case .number(let value)? where value == value.rounded() && abs(value) < 1e9: length = Int(value)
+        case let other?: return ["length must be an integer, not \(other)"]
+        }
         let before = policy.activeRule
         if let error = expect["error"]?.stringValue {
             guard error == "DeviceStateError" else { return ["unknown expected error \(error)"] }
             do {
                 let state = try deviceState(stateJSON)
-                let decision = policy.decide(state)
+                let decision = try policy.decide(state, length: length)
                 return ["expected DeviceStateError, got ratio \(decision.ratio) by rule \(decision.rule)"]
             } catch is DeviceStateError {
                 return policy.activeRule == before ? [] : ["the error changed the active rule from \(before ?? "none") to \(policy.activeRule ?? "none")"]
@@ -99,12 +110,12 @@ final class PolicyVectorTests: XCTestCase {
                 return ["expected DeviceStateError, got \(type(of: error)): \(error)"]
             }
         }
-        let known: Set<String> = ["ratio", "rule", "threshold_name", "threshold", "budget_applied"]
+        let known: Set<String> = ["ratio", "rule", "threshold_name", "threshold", "budget_applied", "length_applied"]
         let unknown = Set(expect.keys).subtracting(known)
         if !unknown.isEmpty { return ["expect has keys this test does not check: \(unknown.sorted())"] }
         let decision: Decision
         do {
-            decision = policy.decide(try deviceState(stateJSON))
+            decision = try policy.decide(deviceState(stateJSON), length: length)
         } catch {
             return ["expected a decision, got \(type(of: error)): \(error)"]
         }
@@ -127,6 +138,9 @@ final class PolicyVectorTests: XCTestCase {
         }
         if let applied = expect["budget_applied"]?.boolValue, applied != decision.budgetApplied {
             problems.append("budget_applied: expected \(applied), got \(decision.budgetApplied)")
+        }
+        if let applied = expect["length_applied"]?.boolValue, applied != decision.lengthApplied {
+            problems.append("length_applied: expected \(applied), got \(decision.lengthApplied)")
         }
         if policy.activeRule != decision.rule { problems.append("the active rule is not the decision's") }
         return problems

@@ -65,8 +65,8 @@ final class RunnerTests: XCTestCase {
         for (what, state, layers) in [("full battery: k=1, the careful threshold", try DeviceState(battery: 1), 3),
                                       ("critical: most compressed", try DeviceState(battery: 1, thermal: .critical), 3)] {
             let backend = StandInBackend(logits: logits)
-            let decision = policy.decide(state)
-            let result = try classify("a charming and affecting journey", decision: decision, bundle: bundle, backend: backend)
+            let result = try classify("a charming and affecting journey", state: state, policy: policy, bundle: bundle, backend: backend)
+            let decision = result.decision
             let methods = try bundle.manifest.layerMethods(ratio: decision.ratio)
             var expected = ["embed"]
             for index in 0..<layers { expected += [methods[index], "exit_\(index)"] }
@@ -88,6 +88,51 @@ final class RunnerTests: XCTestCase {
             tally.record("an empty text is refused", error as? TextError == .empty ? [] : ["got \(error)"])
         }
         tally.summary()
+    }
+
+    /// Runner.run(text, state): the policy decides after tokenizing, at the text's padded length, so
+    /// one state runs a short text and a long one at different ratios under a length-aware table.
+    func testClassifyDecidesAtTheTextsPaddedLength() throws {
+        let tally = Tally("runner.length")
+        let bundle = try bundle()
+        let manifest = bundle.manifest
+        let most = try XCTUnwrap(manifest.ratioValues.max())
+        // At 16 tokens k = 1 is the fastest (merge and restore cost more than they save); at 128 the most compressed.
+        var latency: [Int: [Int: Double]] = [16: [:], 128: [:]]
+        for k in manifest.ratioValues {
+            latency[16]![k] = 2 + 0.1 * Double(k)
+            latency[128]![k] = 20 - Double(k)
+        }
+        let rules = [Rule(name: "critical", when: Conditions(thermalAtLeast: .critical), ratio: most, threshold: nil),
+                     Rule(name: "default", ratio: 1, threshold: nil)]
+        let policy = try Policy(manifest: manifest, table: PolicyTable(rules: rules, latencyMs: latency))
+        let hot = try DeviceState(battery: 1, thermal: .critical)
+        let short = "a charming and affecting journey"
+        let long = Array(repeating: short, count: 40).joined(separator: " ")
+        let runs: [(String, String, Int, Bool)] = [("a short text: k = 1, the fastest at its length", short, 1, true),
+                                                   ("a long text: k = \(most), the fastest at its length", long, most, false)]
+        for (what, text, ratio, lowered) in runs {
+            let backend = StandInBackend(logits: [:])
+            let result = try classify(text, state: hot, policy: policy, bundle: bundle, backend: backend)
+            let expected = try manifest.layerMethods(ratio: ratio)
+            var problems: [String] = []
+            if result.decision.ratio != ratio || result.decision.lengthApplied != lowered || result.decision.rule != "critical" {
+                problems.append("decided \(result.decision)")
+            }
+            let layers = backend.calls.filter { $0.hasPrefix("layer_") }
+            if layers != expected { problems.append("ran \(layers)") }
+            if (text == long) != (result.tokens > 16) { problems.append("\(result.tokens) tokens") }
+            tally.record("\(what) (\(result.tokens) tokens)", problems)
+        }
+        let before = policy.activeRule
+        do {
+            _ = try classify("   ", state: DeviceState(battery: 1), policy: policy, bundle: bundle, backend: StandInBackend(logits: [:]))
+            tally.record("an empty text is refused before the policy decides", ["accepted"])
+        } catch {
+            tally.record("an empty text is refused before the policy decides",
+                         error as? TextError == .empty && policy.activeRule == before ? [] : ["got \(error), active rule \(policy.activeRule ?? "none")"])
+        }
+        tally.summary(expected: 3)
     }
 
     func testProfileBundleCoversEveryMethodInTheImportFormat() throws {
