@@ -90,8 +90,8 @@ class MainActivity : Activity() {
         classifyButton.isEnabled = false
         Engine.worker.execute {
             val report = try {
-                val decision = Engine.policy(this).decide(readings.toState(budgetMs))
-                describe(Engine.runner(this).run(text, decision))
+                // the runner decides once the text is tokenized: a calibrated policy follows its padded length
+                describe(Engine.runner(this).run(text, readings.toState(budgetMs), Engine.policy(this)))
             } catch (error: IllegalArgumentException) {  // DeviceState, Text, Policy and Manifest exceptions
                 "refused: ${error.message}"
             } catch (error: Exception) {
@@ -120,6 +120,7 @@ class MainActivity : Activity() {
         return "${result.label} (p = ${format(result.probabilities[result.labelIndex])}, uncertainty " +
             "${format(result.uncertainty)})\n" +
             "exit after layer ${result.exitLayer}/${result.layers} · k = ${decision.ratio} · rule ${decision.rule}" +
+            (if (decision.lengthApplied) " (k lowered: faster at this length)" else "") +
             (if (decision.budgetApplied) " (k raised by the budget)" else "") + " · $threshold\n" +
             "${result.tokens} tokens${if (result.truncated) " (text truncated)" else ""} · " +
             "${format(result.totalMs)} ms: embed ${format(embedMs)}, layers " +

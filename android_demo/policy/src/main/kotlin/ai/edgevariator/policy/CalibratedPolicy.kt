@@ -11,7 +11,7 @@ import java.io.File
  */
 
 const val CALIBRATED_POLICY_FORMAT = "edge-variator-calibrated-policy"
-const val CALIBRATED_POLICY_VERSION = 1
+const val CALIBRATED_POLICY_VERSION = 2
 
 data class CalibratedPolicy(
     val runtime: String,  // the program the profile it came from timed: "executorch" or "coreml"

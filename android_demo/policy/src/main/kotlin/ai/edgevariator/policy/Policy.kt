@@ -13,7 +13,7 @@ const val DEFAULT_BATTERY_MARGIN = 0.05
 /** A policy table that cannot be used with this bundle (Python's PolicyError). */
 class PolicyException(message: String) : IllegalArgumentException(message)
 
-/** A device state the policy cannot decide on (Python's DeviceStateError). */
+/** A call the policy cannot decide on: a device state it cannot read, or a text length below 1 (Python's DeviceStateError). */
 class DeviceStateException(message: String) : IllegalArgumentException(message)
 
 /** The policy's thermal scale, coolest first: iOS ProcessInfo.ThermalState names. */
@@ -102,7 +102,11 @@ data class Rule(
 data class PolicyTable(
     val rules: List<Rule>,
     val batteryMargin: Double = DEFAULT_BATTERY_MARGIN,
-    val latencyMs: Map<Int, Double>? = null,  // every layer at each ratio on the target device
+    /**
+     * Every layer's ms at each ratio, per profiled padded length, on the target device:
+     * length -> ratio -> ms (`{"16": {"1": 2.1, ...}, "256": {...}}` in the JSON); null: not profiled.
+     */
+    val latencyMs: Map<Int, Map<Int, Double>>? = null,
 ) {
     companion object {
         val CONDITION_NAMES = listOf("thermal_at_least", "battery_below", "charging", "low_power")
@@ -154,14 +158,29 @@ data class PolicyTable(
             return Conditions(thermal, batteryBelow, flag("charging"), flag("low_power"))
         }
 
-        private fun latencyFromJson(latency: Any?): Map<Int, Double>? {
+        private const val LATENCY_SHAPE = "map each padded length to every ratio's ms, {\"256\": {\"1\": 40.0, \"2\": 34.0}}"
+
+        // Python looks lengths and ratios up as str(n): only a plainly written integer key counts.
+        private fun plainInteger(key: Any?): Int? = (key as? String)?.toIntOrNull()?.takeIf { it.toString() == key }
+
+        private fun latencyFromJson(latency: Any?): Map<Int, Map<Int, Double>>? {
             if (latency == null) return null
-            val fields = latency as? Map<*, *> ?: throw PolicyException("latency_ms must map ratios to ms, not $latency")
-            return fields.entries.associate { (key, ms) ->
-                // Python looks ratios up as str(k): only a plain integer key counts as a ratio.
-                val ratio = (key as? String)?.toIntOrNull()?.takeIf { it.toString() == key }
-                    ?: throw PolicyException("latency_ms keys must be ratios such as \"4\", not $key")
-                ratio to (jsonNumber(ms) ?: throw PolicyException("latency_ms[\"$key\"] must be a number of ms, not $ms"))
+            val fields = latency as? Map<*, *>
+            if (fields.isNullOrEmpty()) throw PolicyException("latency_ms must $LATENCY_SHAPE, not $latency")
+            // sorted: a table is refused with the same message every time
+            return fields.entries.sortedBy { it.key.toString() }.associate { (key, rowValue) ->
+                val row = rowValue as? Map<*, *> ?: throw PolicyException(
+                    "latency_ms must $LATENCY_SHAPE; \"$key\" maps to $rowValue (a table of an older " +
+                        "edge-variator, which had one length: calibrate again)",
+                )
+                val length = plainInteger(key)?.takeIf { it > 0 }
+                    ?: throw PolicyException("latency_ms lengths must be positive whole numbers, not \"$key\"")
+                length to row.entries.sortedBy { it.key.toString() }.associate { (ratioKey, ms) ->
+                    val ratio = plainInteger(ratioKey)
+                        ?: throw PolicyException("latency_ms at $key tokens has a key that is not a ratio: \"$ratioKey\"")
+                    ratio to (jsonNumber(ms)
+                        ?: throw PolicyException("latency_ms at $key tokens, ratio $ratioKey: a number of ms, not $ms"))
+                }
             }
         }
 
@@ -200,11 +219,35 @@ fun checkPolicy(table: PolicyTable, ratios: Collection<Int>, thresholds: Map<Str
     if (!last.conditions.isEmpty) {
         throw PolicyException("the last rule ('${last.name}') must have no conditions, so that every state gets a decision")
     }
-    val latency = table.latencyMs
-    if (latency != null) {
-        val missing = ratios.filter { it !in latency }
-        if (missing.isNotEmpty()) throw PolicyException("latency_ms lacks ratios $missing")
+    checkLatency(table.latencyMs, ratios)
+}
+
+/** Python's check_latency: null, or every profiled length (from 1) holds every ratio's ms, finite and >= 0. */
+fun checkLatency(latency: Map<Int, Map<Int, Double>>?, ratios: Collection<Int>) {
+    if (latency == null) return
+    if (latency.isEmpty()) throw PolicyException("latency_ms must map each padded length to every ratio's ms, not {}")
+    for (length in latency.keys.sorted()) {
+        if (length < 1) throw PolicyException("latency_ms lengths must be positive whole numbers, not $length")
+        val row = latency.getValue(length)
+        val missing = ratios.filter { it !in row }
+        if (missing.isNotEmpty()) throw PolicyException("latency_ms at $length tokens lacks ratios $missing")
+        for (ratio in row.keys.sorted()) {
+            val ms = row.getValue(ratio)
+            if (!(ms >= 0.0 && ms.isFinite())) {
+                throw PolicyException("latency_ms at $length tokens, ratio $ratio: a number of ms, not $ms")
+            }
+        }
     }
+}
+
+/**
+ * Ratio -> ms at the shortest profiled length at or above [length] (the longest past them all, or
+ * when no length is given). [latency] must not be empty.
+ */
+fun latencyRow(latency: Map<Int, Map<Int, Double>>, length: Int?): Map<Int, Double> {
+    val lengths = latency.keys.sorted()
+    val at = lengths.firstOrNull { length != null && it >= length } ?: lengths.last()
+    return latency.getValue(at)
 }
 
 /** The JSON form of a table, checked: what a manifest's "policy" must pass. */
@@ -217,21 +260,58 @@ data class Decision(
     val thresholdName: String?,
     val rule: String,  // the rule that matched
     val budgetApplied: Boolean,  // the latency budget raised the ratio above the rule's
+    val lengthApplied: Boolean = false,  // at this length a smaller ratio than the rule's is as fast or faster
 )
 
-/** The decision for one state; [activeRule] matched the previous call (hysteresis). */
-fun decide(table: PolicyTable, thresholds: Map<String, Double>, state: DeviceState, activeRule: String?): Decision {
+/** Throws DeviceStateException for a text length below 1 (null: the length is not known). */
+fun checkLength(length: Int?) {
+    if (length != null && length < 1) {
+        throw DeviceStateException("the text's length must be a whole number of tokens from 1, not $length")
+    }
+}
+
+/**
+ * The decision for one state and a text of [length] padded tokens (null: not known); [activeRule]
+ * matched the previous call (hysteresis). Throws DeviceStateException for a length below 1.
+ *
+ * With latency_ms it reads the row for the length ([latencyRow]), lowers the rule's ratio to the
+ * fastest there of those no larger (ties to the less compressed: on short texts the merge and
+ * restore cost more than the FFN they save), then a budget raises it to the least compressed ratio
+ * at least that whose latency fits, or the fastest of those when none fits.
+ */
+fun decide(
+    table: PolicyTable,
+    thresholds: Map<String, Double>,
+    state: DeviceState,
+    activeRule: String?,
+    length: Int? = null,
+): Decision {
+    checkLength(length)
     val rule = table.rules.firstOrNull { it.conditions.match(state, it.name == activeRule, table.batteryMargin) }
         ?: throw PolicyException("no rule matched: the table's last rule must have no conditions")
     var ratio = rule.ratio
+    var budgetApplied = false
+    var lengthApplied = false
     val latency = table.latencyMs
-    if (state.budgetMs != null && !latency.isNullOrEmpty()) {
-        // The least compressed ratio (at least the rule's) that fits the budget; the most compressed when none does.
-        val candidates = latency.keys.filter { it >= rule.ratio }.sorted()
-        ratio = candidates.firstOrNull { latency.getValue(it) <= state.budgetMs } ?: candidates.last()
+    if (!latency.isNullOrEmpty()) {
+        val row = latencyRow(latency, length)
+        fun fastest(ratios: List<Int>): Int? =
+            ratios.minWithOrNull(compareBy<Int>({ row.getValue(it) }, { it }))
+        fastest(row.keys.filter { it <= rule.ratio })?.let { lowered ->
+            lengthApplied = lowered != rule.ratio
+            ratio = lowered
+        }
+        val budget = state.budgetMs
+        if (budget != null) {
+            val larger = row.keys.filter { it >= ratio }.sorted()  // least compressed first
+            (larger.firstOrNull { row.getValue(it) <= budget } ?: fastest(larger))?.let { raised ->
+                budgetApplied = raised != ratio
+                ratio = raised
+            }
+        }
     }
     val threshold = rule.threshold?.let { thresholds.getValue(it) }
-    return Decision(ratio, threshold, rule.threshold, rule.name, ratio != rule.ratio)
+    return Decision(ratio, threshold, rule.threshold, rule.name, budgetApplied, lengthApplied)
 }
 
 /** The stateful policy an app holds: remembers the active rule so that the ratio does not flap. */
@@ -243,13 +323,17 @@ class Policy(table: PolicyTable, ratios: Collection<Int>, thresholds: Map<String
 
     init {
         checkPolicy(table, ratios, thresholds)
-        val latency = table.latencyMs?.filterKeys { it in ratios }  // a budget only picks ratios the bundle has
+        // only the bundle's ratios take part, at every length
+        val latency = table.latencyMs?.mapValues { (_, row) -> row.filterKeys { it in ratios } }
         this.table = table.copy(latencyMs = if (table.latencyMs.isNullOrEmpty()) table.latencyMs else latency)
     }
 
-    /** Decides and remembers the rule; a state refused at construction never reaches here, so it keeps the rule. */
-    fun decide(state: DeviceState): Decision =
-        decide(table, thresholds, state, activeRule).also { activeRule = it.rule }
+    /**
+     * Decides for [state] and a text of [length] padded tokens (null: not known, the longest
+     * profiled row) and remembers the rule; a refused state or length keeps the rule as it was.
+     */
+    fun decide(state: DeviceState, length: Int? = null): Decision =
+        decide(table, thresholds, state, activeRule, length).also { activeRule = it.rule }
 
     companion object {
         /**

@@ -151,10 +151,32 @@ class BundleRunner(
         return layerMethods
     }
 
-    fun run(text: String, decision: Decision): RunResult {
+    /**
+     * The text tokenized and padded as the bundle runs it (at most model.max_length tokens): its
+     * `length` is the padded length the policy decides at. Refuses an empty text.
+     */
+    fun encode(text: String): Encoding = tokenizer.encode(text)
+
+    /**
+     * runner.py's Runner.run(text, state): tokenize, then [policy]'s decision for [state] at the
+     * text's padded length, then the loop. An empty text or a refused state or length leaves the
+     * policy's active rule as it was.
+     */
+    fun run(text: String, state: DeviceState, policy: Policy): RunResult {
+        val encoding = encode(text)
+        return run(encoding, policy.decide(state, encoding.length))
+    }
+
+    /** A decision given outright, whatever the text's length. */
+    fun run(text: String, decision: Decision): RunResult = run(encode(text), decision)
+
+    /**
+     * The loop over a text tokenized by [encode]: an app that decides elsewhere (on its main
+     * thread, say) tokenizes first, decides at `encoding.length`, then runs this.
+     */
+    fun run(encoding: Encoding, decision: Decision): RunResult {
         val layerMethods = layerMethods(decision.ratio)
         val model = manifest.model
-        val encoding = tokenizer.encode(text)
         val length = encoding.length.toLong()
         val ids = MethodInput.Int64(encoding.inputIds, longArrayOf(1, length))
         val mask = MethodInput.Int64(encoding.attentionMask, longArrayOf(1, length))

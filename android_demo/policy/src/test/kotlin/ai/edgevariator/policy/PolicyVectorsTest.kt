@@ -30,15 +30,24 @@ class PolicyVectorsTest {
             val step = stepItem as Map<*, *>
             val state = step["state"] as Map<*, *>
             val expect = step["expect"] as Map<*, *>
-            dynamicTest("step ${index + 1}: ${describe(state)} -> ${describe(expect)}") {
+            // The text's padded length, when the step gives one (null: the policy does not know it).
+            val length = step["length"]?.let { (it as Long).toInt() }
+            val lengthText = if (length == null) "" else " length=$length"
+            dynamicTest("step ${index + 1}: ${describe(state)}$lengthText -> ${describe(expect)}") {
+                val unknownStepKeys = step.keys.map { it.toString() }.filter { it !in STEP_KEYS }
+                assertTrue(unknownStepKeys.isEmpty(), "step has keys this test does not know: $unknownStepKeys")
                 val error = expect["error"]
                 if (error != null) {
                     val ruleBefore = policy.activeRule
-                    val thrown = assertThrows(exceptionClass(error as String)) { policy.decide(stateOf(state)) }
+                    val thrown = assertThrows(exceptionClass(error as String)) { policy.decide(stateOf(state), length) }
                     assertTrue(thrown.message!!.isNotBlank())
                     assertEquals(ruleBefore, policy.activeRule, "a refused state must keep the previous rule")
                 } else {
-                    val decision = policy.decide(stateOf(state))
+                    val unknown = expect.keys.map { it.toString() }.filter { it !in EXPECT_KEYS }
+                    assertTrue(unknown.isEmpty(), "expect has keys this test does not check: $unknown")
+                    val decision = policy.decide(stateOf(state), length)
+                    expect["budget_applied"]?.let { assertEquals(it, decision.budgetApplied, "budget_applied") }
+                    expect["length_applied"]?.let { assertEquals(it, decision.lengthApplied, "length_applied") }
                     assertEquals((expect["ratio"] as Long).toInt(), decision.ratio, "ratio")
                     assertEquals(expect["rule"], decision.rule, "rule")
                     assertEquals(expect["threshold_name"], decision.thresholdName, "threshold_name")
@@ -96,6 +105,11 @@ class PolicyVectorsTest {
         val decision = policy.decide(DeviceState(battery = 1.0, budgetMs = 1.0))
         assertEquals(1, decision.ratio)
         assertFalse(decision.budgetApplied)
+    }
+
+    private companion object {
+        val STEP_KEYS = setOf("state", "length", "expect")
+        val EXPECT_KEYS = setOf("ratio", "rule", "threshold_name", "threshold", "budget_applied", "length_applied")
     }
 
     private fun exceptionClass(name: String): Class<out Throwable> = when (name) {

@@ -225,6 +225,31 @@ class RunnerTest {
     }
 
     @Test
+    fun decidesAtTheTextsPaddedLengthAfterTokenizing() {
+        val runner = BundleRunner.open(shippedBundle) { replay(Manifest.load(shippedBundle), mapOf(2 to doubleArrayOf(0.0, 5.0))) }
+        val manifest = runner.manifest
+        // k = 1 is fastest on 16 tokens, k = 4 from there on: battery_low asks for k = 4 at both.
+        val latency = mapOf(
+            16 to mapOf(1 to 1.0, 2 to 2.0, 4 to 3.0, 8 to 4.0),
+            manifest.model.maxLength to mapOf(1 to 4.0, 2 to 3.0, 4 to 2.0, 8 to 2.0),
+        )
+        val policy = Policy.fromManifest(manifest, manifest.policy.copy(latencyMs = latency))
+        val low = DeviceState(battery = 0.1)
+        val short = runner.run("good", low, policy)
+        assertEquals(16, short.tokens)
+        assertEquals(1, short.decision.ratio, "on 16 tokens k = 1 is the fastest of those no larger than 4")
+        assertTrue(short.decision.lengthApplied)
+        val long = runner.run(List(40) { "a long review of a film" }.joinToString(" "), low, policy)
+        assertTrue(long.tokens > 16, "the long text pads past 16 (${long.tokens})")
+        assertEquals(4, long.decision.ratio, "past 16 tokens the longest row, where k = 4 is faster than 1 and 2")
+        assertFalse(long.decision.lengthApplied)
+        assertEquals("battery_low", policy.activeRule)
+        assertThrows(TextException::class.java) { runner.run("", DeviceState(battery = 1.0), policy) }
+        assertEquals("battery_low", policy.activeRule, "an empty text is refused before the policy decides")
+        runner.close()
+    }
+
+    @Test
     fun refusesARatioTheBundleLacksBeforeAnyCall() {
         val manifest = manifest(3, ratios = listOf(1, 2))
         val methods = replay(manifest)
