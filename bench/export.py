@@ -22,7 +22,7 @@ import torch
 from edge_variator.cost import encoder_flops, linear_flops
 from edge_variator.defaults import SHIPPED_ADAPTER, SHIPPED_PLUGINS
 from edge_variator.export.bundle import load_model
-from edge_variator.export.executorch import piece_inputs, quantized_piece, roofline_gemm, to_pte
+from edge_variator.export.executorch import quantized_piece, roofline_gemm, to_pte
 from edge_variator.export.pieces import export_piece, pieces
 from edge_variator.plugins import RATIOS
 from edge_variator.runtime.bundle import open_program
@@ -39,15 +39,12 @@ def layer_flops(config, seq: int, ratio: int) -> int:
 
 
 def build(quantize: str, folder: Path) -> Path:
-    model, tokenizer, _ = load_model(SHIPPED_ADAPTER, SHIPPED_PLUGINS)
+    model, _, _ = load_model(SHIPPED_ADAPTER, SHIPPED_PLUGINS)
     config = model.encoder.config
     every_piece = pieces(model, xnnpack=True)
     chosen = {f"layer_0_k{k}": every_piece[f"layer_0_k{k}"] for k in (1, *RATIOS)}
-    if quantize == "int8":
-        from edge_variator.data import load_benchmark
-
-        calibration = piece_inputs(model, tokenizer, [e.text for e in load_benchmark("mr").train[:32]])
-        programs = {name: quantized_piece(name, module, config.hidden, MAX_LENGTH, calibration["layer_0"])
+    if quantize == "int8":  # int8-dynamic, what `int8` means: no calibration text
+        programs = {name: quantized_piece(name, module, config.hidden, MAX_LENGTH, static=False)
                     for name, module in chosen.items()}
     else:
         programs = {name: export_piece(name, module, config.hidden, MAX_LENGTH)
