@@ -10,6 +10,9 @@ package ai.edgevariator.policy
 
 const val DEFAULT_BATTERY_MARGIN = 0.05
 
+// What latency_ms must hold, in every message that refuses one.
+private const val LATENCY_SHAPE = "map each padded length to every ratio's ms, {\"256\": {\"1\": 40.0, \"2\": 34.0}}"
+
 /** A policy table that cannot be used with this bundle (Python's PolicyError). */
 class PolicyException(message: String) : IllegalArgumentException(message)
 
@@ -158,8 +161,6 @@ data class PolicyTable(
             return Conditions(thermal, batteryBelow, flag("charging"), flag("low_power"))
         }
 
-        private const val LATENCY_SHAPE = "map each padded length to every ratio's ms, {\"256\": {\"1\": 40.0, \"2\": 34.0}}"
-
         // Python looks lengths and ratios up as str(n): only a plainly written integer key counts.
         private fun plainInteger(key: Any?): Int? = (key as? String)?.toIntOrNull()?.takeIf { it.toString() == key }
 
@@ -225,7 +226,7 @@ fun checkPolicy(table: PolicyTable, ratios: Collection<Int>, thresholds: Map<Str
 /** Python's check_latency: null, or every profiled length (from 1) holds every ratio's ms, finite and >= 0. */
 fun checkLatency(latency: Map<Int, Map<Int, Double>>?, ratios: Collection<Int>) {
     if (latency == null) return
-    if (latency.isEmpty()) throw PolicyException("latency_ms must map each padded length to every ratio's ms, not {}")
+    if (latency.isEmpty()) throw PolicyException("latency_ms must $LATENCY_SHAPE, not {}")
     for (length in latency.keys.sorted()) {
         if (length < 1) throw PolicyException("latency_ms lengths must be positive whole numbers, not $length")
         val row = latency.getValue(length)
