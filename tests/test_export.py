@@ -14,7 +14,7 @@ from conftest import SHA, TINY_CONFIG, tiny_model, tiny_source
 from edge_variator.encoder import additive_mask, default_model_dir
 from edge_variator.export.bundle import canonical_sha256, check_pieces_match, export_inputs, write_bundle
 from edge_variator.export.coreml import describe, weight_bytes
-from edge_variator.export.executorch import piece_inputs, quantized_piece
+from edge_variator.export.executorch import export_programs, piece_inputs, quantized_piece, to_pte
 from edge_variator.export.pieces import pieces
 from edge_variator.files import folder_digest
 from edge_variator.plugins import set_ratio
@@ -147,6 +147,15 @@ def test_coreml_package_has_one_function_per_method_fp16_with_every_input_length
 def test_same_inputs_give_a_byte_identical_pte(bundle_dir, tokenizer, tmp_path):
     write_bundle(tiny_model(), tokenizer, tiny_source(), tmp_path / "again", progress=False)
     assert (tmp_path / "again" / "model.pte").read_bytes() == (bundle_dir / "model.pte").read_bytes()
+
+
+def test_lowering_in_several_processes_gives_the_same_pte_as_in_one():
+    """to_pte's forked workers each lower a share of the methods; their programs merged are the
+    same bytes as all methods lowered together (method order, shared weights stored once)."""
+    model = tiny_model(ratios=(2, 4))
+    together = to_pte(export_programs(model, 64, progress=False), workers=1)
+    merged = to_pte(export_programs(model, 64, progress=False), workers=3)
+    assert merged == together
 
 
 def test_extra_ratios_cost_only_their_plugins(bundle_dir, tokenizer, tmp_path):
@@ -303,7 +312,7 @@ def test_an_interrupted_export_leaves_the_previous_bundle(bundle_dir, tokenizer,
     shutil.copytree(bundle_dir, target)
     before = {p.name: p.stat().st_size for p in target.iterdir()}
 
-    def crash(programs):
+    def crash(programs, workers=None):
         raise KeyboardInterrupt("killed mid-export")
 
     monkeypatch.setattr("edge_variator.export.executorch.to_pte", crash)

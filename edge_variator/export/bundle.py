@@ -150,8 +150,9 @@ def build_manifest(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, sour
 def write_bundle(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, source: dict,
                  out_dir: str | Path, formats: Sequence[str] = ("executorch",), quantize: str = "none",
                  coreml_compress: str = "none", calibration_texts: Sequence[str] = (),
-                 progress: bool = True) -> dict:
-    """Export every piece and write the bundle atomically; returns the manifest."""
+                 progress: bool = True, workers: int | None = None) -> dict:
+    """Export every piece and write the bundle atomically; returns the manifest. ExecuTorch lowering
+    runs in `workers` processes (default: one per core; executorch.to_pte)."""
     from edge_variator.export.executorch import export_programs, piece_inputs, to_pte
 
     unknown = set(formats) - set(FORMATS)
@@ -167,7 +168,7 @@ def write_bundle(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, source
     programs = export_programs(model, tokenizer.max_length, quantize=quantize, calibration=calibration,
                                progress=progress)
     with atomic_directory(out_dir) as tmp:
-        write_bytes(tmp / "model.pte", to_pte(programs))
+        write_bytes(tmp / "model.pte", to_pte(programs, workers))
         files = {"executorch": {"path": "model.pte", "sha256": file_sha256(tmp / "model.pte"),
                                 "bytes": (tmp / "model.pte").stat().st_size, "quantize": quantize,
                                 "functions": list(programs)}}

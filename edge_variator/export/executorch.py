@@ -11,6 +11,9 @@ per-channel int8 weights for every linear layer, in one of two kinds:
 
 from __future__ import annotations
 
+import dataclasses
+import multiprocessing
+import os
 from collections.abc import Sequence
 
 import torch
@@ -19,8 +22,18 @@ from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
     XNNPACKQuantizer,
     get_symmetric_quantization_config,
 )
-from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
+from executorch.exir import (
+    EdgeCompileConfig,
+    ExecutorchBackendConfig,
+    ExecutorchProgramManager,
+    schema,
+    to_edge_transform_and_lower,
+)
+from executorch.exir._serialize._cord import Cord
+from executorch.exir._serialize._named_data_store import NamedDataStore, NamedDataStoreOutput
+from executorch.exir._serialize._program import PTEFile, serialize_pte_binary
 from executorch.exir.dialects._ops import ops as exir_ops
+from executorch.exir.schema import Program
 from torch import nn
 from torch.export import ExportedProgram, export
 from torch.fx import GraphModule
@@ -124,14 +137,104 @@ def static_reshapes(graph_module: GraphModule) -> PassResult:
     return PassResult(graph_module, changed)
 
 
-def to_pte(programs: dict[str, ExportedProgram]) -> bytes:
-    """All methods lowered to XNNPACK together, as the bytes of one `.pte`. The edge IR check is
-    off: it re-verifies every op of every method (a quarter of the lowering time), and the
+def lowered(programs: dict[str, ExportedProgram]) -> ExecutorchProgramManager:
+    """`programs` lowered to XNNPACK together and emitted as one ExecuTorch program. The edge IR
+    check is off: it re-verifies every op of every method (a quarter of the lowering time), and the
     ExecuTorch runtime tests run every method against PyTorch instead."""
-    lowered = to_edge_transform_and_lower(programs, transform_passes=[static_reshapes],
-                                          partitioner=[XnnpackPartitioner()],
-                                          compile_config=EdgeCompileConfig(_check_ir_validity=False))
-    return lowered.to_executorch().buffer
+    return to_edge_transform_and_lower(programs, transform_passes=[static_reshapes],
+                                       partitioner=[XnnpackPartitioner()],
+                                       compile_config=EdgeCompileConfig(_check_ir_validity=False)
+                                       ).to_executorch()
+
+
+def lowering_workers() -> int:
+    """Processes to lower in: one per core this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def to_pte(programs: dict[str, ExportedProgram], workers: int | None = None) -> bytes:
+    """All methods lowered to XNNPACK, as the bytes of one `.pte`.
+
+    Lowering is single-threaded Python (about 4 s a method, re-tracing each graph some 30 times), so
+    with `workers` > 1 (default: one per core) the methods are lowered in forked processes, a share
+    each, and their emitted programs merged into one. The merge lays the program out in one
+    canonical order, so the bytes are the same whatever the number of workers, and a weight that
+    several methods share (XNNPACK names its data by content hash) is still stored once."""
+    workers = min(workers or lowering_workers(), len(programs))
+    names = list(programs)
+    if workers <= 1:
+        return bytes(merged_pte([emitted(lowered(programs))], names))
+    shares = [names[i::workers] for i in range(workers)]  # round robin: layer methods cost alike
+    global _FORKED_PROGRAMS
+    _FORKED_PROGRAMS = programs  # the children inherit them by fork: an ExportedProgram does not pickle
+    try:
+        with multiprocessing.get_context("fork").Pool(workers, initializer=torch.set_num_threads,
+                                                      initargs=(1,)) as pool:
+            parts = pool.map(lowered_share, shares)
+    finally:
+        _FORKED_PROGRAMS = {}
+    return bytes(merged_pte(parts, names))
+
+
+_FORKED_PROGRAMS: dict[str, ExportedProgram] = {}
+
+
+def lowered_share(names: list[str]) -> tuple[Program, NamedDataStoreOutput | None]:
+    """In a forked child: these methods lowered and emitted."""
+    return emitted(lowered({name: _FORKED_PROGRAMS[name] for name in names}))
+
+
+def emitted(manager: ExecutorchProgramManager) -> tuple[Program, NamedDataStoreOutput | None]:
+    """What merged_pte needs of a lowered program: the emitted program and XNNPACK's named data."""
+    output = manager._emitter_output
+    if output.mutable_data or output.external_constant_map:
+        raise ValueError("to_pte merges programs whose data all lies in the program; this one has "
+                         "mutable or external data")
+    return output.program, manager._named_data
+
+
+def merged_pte(parts: Sequence[tuple[Program, NamedDataStoreOutput | None]], order: Sequence[str]) -> Cord:
+    """Emitted programs as one `.pte`, laid out in one order whatever the parts: methods in `order`,
+    constant buffers and inline delegate blobs numbered as those methods first use them (equal
+    constants stored once), named data (XNNPACK's weights, keyed by content hash) by key."""
+    for program, _ in parts:
+        if program.segments or program.constant_segment.offsets or program.named_data:
+            raise ValueError("merged_pte takes emitted programs, not serialized ones")
+    plans = {plan.name: (plan, program) for program, _ in parts for plan in program.execution_plan}
+    constants = [parts[0][0].constant_buffer[0]]  # buffer 0 is the reserved empty one
+    constant_index, delegate_data, delegate_index = {}, [], {}
+    for name in order:
+        plan, program = plans[name]
+        for value in plan.values:
+            if isinstance(value.val, schema.Tensor) and value.val.data_buffer_idx:
+                storage = program.constant_buffer[value.val.data_buffer_idx].storage
+                if storage not in constant_index:
+                    constant_index[storage] = len(constants)
+                    constants.append(schema.Buffer(storage))
+                value.val.data_buffer_idx = constant_index[storage]
+        for delegate in plan.delegates:
+            if delegate.processed.location != schema.DataLocation.INLINE:
+                raise ValueError(f"delegate {delegate.id} of {name} is not inline")
+            key = (id(program), delegate.processed.index)
+            if key not in delegate_index:
+                delegate_index[key] = len(delegate_data)
+                delegate_data.append(program.backend_delegate_data[delegate.processed.index])
+            delegate.processed.index = delegate_index[key]
+    entries = {key: (named.buffers[entry.buffer_index], entry) for _, named in parts if named is not None
+               for key, entry in named.pte_data.items()}
+    store = NamedDataStore()
+    for key in sorted(entries):
+        data, entry = entries[key]
+        store.add_named_data(key, data, entry.alignment, tensor_layout=entry.tensor_layout)
+    program = dataclasses.replace(parts[0][0], execution_plan=[plans[name][0] for name in order],
+                                  constant_buffer=constants, backend_delegate_data=delegate_data)
+    config = ExecutorchBackendConfig()
+    named = store.get_named_data_store_output()
+    return serialize_pte_binary(PTEFile(program=program, named_data=named if named.pte_data else None),
+                                extract_delegate_segments=config.extract_delegate_segments,
+                                segment_alignment=config.segment_alignment,
+                                constant_tensor_alignment=config.constant_tensor_alignment,
+                                delegate_alignment=config.delegate_alignment)
 
 
 def roofline_gemm(hidden: int, intermediate: int, max_length: int) -> tuple[nn.Linear, ExportedProgram]:
