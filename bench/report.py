@@ -6,7 +6,7 @@
 It runs bench/compare.py's measurements (see there for what is measured and how), then writes the
 tables, the targets met or missed on each data set and why, and PNG plots (accuracy vs latency
 per data set; latency vs length) into --out (docs/ by default; --quick writes runs/report-quick/
-unless told otherwise). The first full run exports the bundles it compares (about 8 min each on
+unless told otherwise). The first full run exports the bundles it compares (about 3 min each on
 2 cores); later runs reuse them from the bundle cache.
 """
 
@@ -297,7 +297,7 @@ def write_report(result: dict, out: Path, command: str) -> Path:
     if not result["quick"]:
         lines += [
             "- Our int8 bundle and our export of the uncompressed model: on mr only (each is one more "
-            "8-minute export per data set).",
+            "3-minute export per data set).",
             f"- 20ng: a seeded sample of {TEST_SAMPLE['20ng']:,} of its 7,521 test documents (its test split "
             "is sorted by class), at 256 tokens, as r8 (all 2,176).",
         ]

@@ -148,8 +148,15 @@ def cmd_export(args: argparse.Namespace) -> None:
               "(name the task it was trained on with --task)")
     calibration = task.train[:args.calibration_texts] if needs_calibration(args.quantize) else []
     manifest = write_bundle(model, tokenizer, source, args.out, formats, args.quantize,
-                            args.coreml_compress, [e.text for e in calibration])
+                            args.coreml_compress, [e.text for e in calibration], workers=args.workers)
     print(describe_bundle(args.out, manifest))
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def run_texts(args: argparse.Namespace) -> Iterator[str]:
@@ -344,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="longest input the bundle takes (default: the checkpoint's)")
     export.add_argument("--calibration-texts", type=int, default=200,
                         help="int8-static: train texts to calibrate on (no other choice reads any)")
+    export.add_argument("--workers", type=positive_int, metavar="N",
+                        help="processes to lower the ExecuTorch methods in (default: one per core)")
 
     run = command(commands, "run", cmd_run, "classify texts with a bundle under a device state: a JSON line "
                   "per text, then a summary line (the one-time load apart from the warm per-text times)")

@@ -99,7 +99,7 @@ def cached_export(cache: Path, prefix: str, checkpoint: Path, plugins: Path | No
 
 def default_bundle(rebuild: bool = False) -> tuple[Path, str]:
     """The bundle of default_checkpoint(), with its Core ML package: the one in the cache, else the
-    one shipped with the install (exporting 31 methods takes about 8 minutes on 2 cores), else
+    one shipped with the install (exporting its 31 methods takes about 3 minutes on 2 cores), else
     exported from the shipped weights (cached_export)."""
     checkpoint, plugins = default_checkpoint()
     return cached_export(bundle_cache(), checkpoint.name, checkpoint, plugins, rebuild=rebuild,

@@ -333,7 +333,8 @@ def test_slender_train_refuses_a_folder_that_is_no_checkpoint(tmp_path):
 def test_export_a_finetuned_checkpoint_to_a_bundle(tiny_bert_dir, tmp_path, capsys):
     common = reviews_task(tmp_path)
     finetune_tiny(tiny_bert_dir, common, tmp_path / "ft")
-    main(["export", str(tmp_path / "ft"), "--out", str(tmp_path / "bundle"), "--max-length", "32", *common])
+    main(["export", str(tmp_path / "ft"), "--out", str(tmp_path / "bundle"), "--max-length", "32", *common,
+          "--workers", "2"])
     out = capsys.readouterr().out
     assert "model.pte" in out and "reviews.csv dev accuracy against k=1, every layer run" in out
     assert "  k=1  " in out and "+0.00 points" in out
@@ -342,4 +343,7 @@ def test_export_a_finetuned_checkpoint_to_a_bundle(tiny_bert_dir, tmp_path, caps
     assert manifest["model"]["labels"] == ["neg", "pos"] and manifest["model"]["max_length"] == 32
     with pytest.raises(SystemExit, match="no plugins attached|not one of"):
         main(["export", str(tmp_path / "ft"), "--out", str(tmp_path / "b2"), "--ratios", "2"])
+    with pytest.raises(SystemExit):
+        main(["export", str(tmp_path / "ft"), "--out", str(tmp_path / "b2"), "--workers", "0"])
+    assert "--workers: must be at least 1, not 0" in capsys.readouterr().err
 
