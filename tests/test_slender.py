@@ -10,9 +10,19 @@ from torch.export import Dim, export
 
 from edge_variator.cost import parameter_count
 from edge_variator.encoder import Encoder, EncoderConfig
+from edge_variator.evaluation import logits_of
 from edge_variator.exits import MultiExitModel, load_multi_exit
 from edge_variator.slender import Importance, Width, factorize_embeddings, prune, taylor_importance
-from edge_variator.train import ExitTrainConfig, SlenderConfig, train_multi_exit, train_slender
+from edge_variator.task import load_task
+from edge_variator.train import (
+    ExitTrainConfig,
+    RefineConfig,
+    SlenderConfig,
+    refine_exits,
+    soft_distillation_loss,
+    train_multi_exit,
+    train_slender,
+)
 
 CONFIG = EncoderConfig(vocab_size=500, hidden=32, layers=3, heads=4, intermediate=64, max_positions=64)
 
@@ -143,6 +153,45 @@ def test_tiny_runs_of_every_stage_lower_their_losses(toy_teacher, tmp_path):
     assert model.encoder.config.embedding_rank == 16
     assert info.distilled_from == str(tmp_path / "assistant")
     assert metrics["parameters"] < 0.6 * parameter_count(load_multi_exit(tmp_path / "assistant")[0])
+
+
+def test_refining_from_the_teacher_brings_every_exit_closer_to_it(toy_teacher, tmp_path):
+    """The slender model learnt from a one-epoch assistant; refining distils its exits from the
+    fine-tuned teacher itself, so they move towards the teacher's predictions."""
+    data = toy_data()
+    loop = {"batch_size": 16, "lr": 1e-2, "max_length": 32}
+    train_multi_exit(toy_teacher, data, tmp_path / "assistant", ExitTrainConfig(epochs=1, **loop),
+                     progress=False)
+    slender = SlenderConfig(epochs=1, repr_epochs=1, heads=2, neurons=24, embedding_rank=16, prune_steps=1,
+                            importance_batches=2, **loop)
+    train_slender(tmp_path / "assistant", data, tmp_path / "slender", slender, progress=False)
+    metrics = refine_exits(tmp_path / "slender", toy_teacher, data, tmp_path / "refined",
+                           RefineConfig(epochs=3, **loop), progress=False)
+
+    teacher, tokenizer, _ = load_task(toy_teacher)
+    target = logits_of(teacher, tokenizer, data.train)
+
+    def distance_to_teacher(folder):
+        model = load_multi_exit(folder)[0]
+        return [soft_distillation_loss(exit_logits, target, 2.0).item()
+                for exit_logits in logits_of(model, tokenizer, data.train)]
+
+    before, after = distance_to_teacher(tmp_path / "slender"), distance_to_teacher(tmp_path / "refined")
+    assert all(a < b for a, b in zip(after, before, strict=True)), (before, after)
+    info = load_multi_exit(tmp_path / "refined")[2]
+    assert (info.distilled_from, info.thresholds) == (str(toy_teacher), {})  # calibrated again after
+    assert len(metrics["dev_exit_accuracy_before"]) == len(metrics["dev_exit_accuracy"]) == 2
+    assert not (tmp_path / "refined.resume").exists()
+
+
+def test_refining_refuses_a_multi_exit_teacher_or_a_plain_student(toy_teacher, tmp_path):
+    data = toy_data()
+    train_multi_exit(toy_teacher, data, tmp_path / "assistant",
+                     ExitTrainConfig(epochs=1, batch_size=16, lr=1e-2, max_length=32), progress=False)
+    with pytest.raises(ValueError, match="multi-exit model: refine from the fine-tuned task teacher"):
+        refine_exits(tmp_path / "assistant", tmp_path / "assistant", data, tmp_path / "out", RefineConfig())
+    with pytest.raises(ValueError, match="is not a multi-exit model"):
+        refine_exits(toy_teacher, toy_teacher, data, tmp_path / "out", RefineConfig())
 
 
 def test_plugins_train_on_a_multi_exit_model_and_early_exit_runs_compressed(toy_teacher, tmp_path):
