@@ -19,11 +19,21 @@ On one machine, in one run, batch 1:
 Our models of each data set come from models/<task>/ (scripts/train_all.py --ship), else from the
 older training scripts' runs/ (see task_models); a data set whose models are in neither is reported
 as not run, with the command that makes them.
-Bundles are exported once and cached (defaults.cached_export), about 8 minutes each on 2 cores.
+Bundles are exported once and cached (defaults.cached_export), about 3 minutes each on 2 cores.
 `bench/report.py` turns the result into docs/RESULTS.md and plots.
+
+No thread pool spins here: ONNX Runtime's sessions are made without spinning, and torch's OpenMP
+threads sleep as soon as they are idle (OMP_WAIT_POLICY=PASSIVE, set before torch loads libgomp).
+Left spinning, the pool that a PyTorch model or any torch op woke takes the cores from the
+ExecuTorch call timed next (1.8x slower calls on 2 cores: bench/thread_spin.py); a phone app has
+no torch at all.
 """
 
 from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads libgomp (see above)
 
 import argparse
 import gc
@@ -337,6 +347,7 @@ def run(lengths: Sequence[int], repeats: int, limit: int | None, quick: bool, wo
 
     return {"machine": platform.processor() or platform.machine(),
             "threads": torch.get_num_threads(), "executorch_threads": _threadpool_get_thread_count(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "libgomp's default"),
             "quick": quick, "repeats": repeats, "lengths": list(lengths),
             "latency": latency, "tasks": results,
             "not_run": {task: why for task, why in found.items() if isinstance(why, str)},

@@ -163,3 +163,17 @@ def test_the_runtime_runs_a_bundle_without_the_training_stack(tiny_bundle):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("[]"), done.stdout
+
+
+def test_a_methods_output_outlives_its_next_call(tiny_bundle):
+    """The runtime copies outputs out of the method's own buffers without a torch op (which would
+    wake torch's thread pool beside XNNPACK's): the next call must not overwrite what the last gave."""
+    from edge_variator.runtime.bundle import open_program
+
+    method = open_program(tiny_bundle / "model.pte").load_method("layer_0_k1")
+    hidden, mask = torch.randn(1, 16, 32), torch.ones(1, 16, dtype=torch.long)
+    [first] = method.execute([hidden, mask])
+    kept = first.clone()
+    [second] = method.execute([torch.randn(1, 16, 32), mask])
+    assert torch.equal(first, kept) and not torch.equal(first, second)
+    assert first.data_ptr() != second.data_ptr()

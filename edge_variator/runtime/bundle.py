@@ -151,7 +151,13 @@ class _Method:
         self._method = method
 
     def execute(self, inputs):
-        return self._method(inputs)
+        # The bindings' own output clone is a torch op: it wakes torch's OpenMP pool, whose threads
+        # then spin on the cores XNNPACK's threadpool needs next (calls 1.6x slower on 2 cores,
+        # bench/thread_spin.py). numpy's copy is a plain memcpy; the outputs still outlive the call.
+        import torch  # loaded already: open_program imports it before any method exists
+
+        outputs = self._method(inputs, clone_outputs=False)
+        return [torch.from_numpy(output.numpy().copy()) for output in outputs]
 
 
 def open_program(pte: str | Path) -> Program:
