@@ -23,10 +23,12 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from edge_variator.defaults import SHIPPED_ADAPTER
+from edge_variator.encoder import SelfAttention
 from edge_variator.export.executorch import to_pte
-from edge_variator.export.pieces import BmmAttention, XnnpackLayer, example_inputs, export_piece
+from edge_variator.export.pieces import XnnpackLayer, example_inputs, export_piece
 from edge_variator.ops import program_ops
 from edge_variator.runtime.bundle import open_program
 from edge_variator.task import load_task
@@ -35,13 +37,57 @@ from edge_variator.timing import interleaved_ms
 MAX_LENGTH = 256
 
 
+class GroupedBmmAttention(nn.Module):
+    """pieces.BmmAttention with its heads in `groups`, each with its own slices of the four
+    projections (slicing the activations instead leaves the slices outside XNNPACK, which refuses
+    them at a symbolic length); the output is the sum of the groups' output projections."""
+
+    def __init__(self, attention: SelfAttention, groups: int):
+        super().__init__()
+        self.heads, self.head_dim = attention.heads // groups, attention.head_dim
+        width = self.heads * self.head_dim
+
+        def part(linear: nn.Linear, group: int, rows: bool) -> nn.Linear:
+            span = slice(group * width, (group + 1) * width)
+            weight = linear.weight[span] if rows else linear.weight[:, span]
+            piece = nn.Linear(weight.shape[1], weight.shape[0], bias=rows or group == 0)
+            piece.weight = nn.Parameter(weight.detach().clone())
+            if piece.bias is not None:
+                piece.bias = nn.Parameter((linear.bias[span] if rows else linear.bias).detach().clone())
+            return piece
+
+        inputs = (attention.query, attention.key, attention.value)
+        self.groups = nn.ModuleList(
+            nn.ModuleList([*(part(linear, g, True) for linear in inputs), part(attention.output, g, False)])
+            for g in range(groups))
+
+    def forward(self, hidden: torch.Tensor, additive_mask: torch.Tensor) -> torch.Tensor:
+        batch, seq, _ = hidden.shape
+
+        def split_heads(x: torch.Tensor) -> torch.Tensor:
+            return (x.view(batch, seq, self.heads, self.head_dim).transpose(1, 2)
+                    .reshape(batch * self.heads, seq, self.head_dim))
+
+        mask = additive_mask.expand(batch, self.heads, 1, seq).reshape(batch * self.heads, 1, seq)
+        output = None
+        for query, key, value, project in self.groups:
+            scores = torch.bmm(split_heads(query(hidden)) * self.head_dim ** -0.5,
+                               split_heads(key(hidden)).transpose(1, 2)) + mask
+            context = torch.bmm(torch.softmax(scores, dim=-1), split_heads(value(hidden)))
+            context = context.view(batch, self.heads, seq, self.head_dim).transpose(1, 2)
+            part = project(context.reshape(batch, seq, self.heads * self.head_dim))
+            output = part if output is None else output + part
+        return output
+
+
 def grouped_layers(groups: list[int]) -> dict[str, XnnpackLayer]:
     """Layer 0 of the uncompressed mr model, once per head grouping."""
     model = load_task(SHIPPED_ADAPTER)[0].eval()
     layers = {}
     for count in groups:
         layer = XnnpackLayer(model.encoder.layers[0], 1)
-        layer.attention = BmmAttention(model.encoder.layers[0].attention, count)
+        if count > 1:  # one group: the bundles' own BmmAttention
+            layer.attention = GroupedBmmAttention(model.encoder.layers[0].attention, count)
         layers[f"layer_0_g{count}"] = layer.eval()
     return layers
 

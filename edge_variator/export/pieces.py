@@ -67,46 +67,13 @@ class BmmAttention(nn.Module):
     """SelfAttention's weights as bmm, softmax, bmm over (batch x heads, n, head_dim): XNNPACK runs
     that whole, about 1.3x faster at 256 tokens than SDPA, which decomposes with a guard for fully
     masked rows (eq/any/where over heads x n x n) left to the portable kernels. A 4-D matmul would
-    trace to expand + reshape with two symbolic sizes, which XNNPACK leaves out too.
+    trace to expand + reshape with two symbolic sizes, which XNNPACK leaves out too."""
 
-    With `head_groups` > 1 the heads go in that many groups, each with its own slices of the four
-    projections, so a group's n x n scores are made, masked, softmaxed and used before the next
-    group's (bench/attention_groups.py measures whether that pays); slicing the activations instead
-    would leave the slices outside XNNPACK, which refuses them at a symbolic length."""
-
-    def __init__(self, attention: SelfAttention, head_groups: int = 1):
+    def __init__(self, attention: SelfAttention):
         super().__init__()
-        self.heads, self.head_dim = attention.heads // head_groups, attention.head_dim
-        width = self.heads * self.head_dim
-        if attention.heads % head_groups:
-            raise ValueError(f"{attention.heads} heads do not split into {head_groups} groups")
-
-        def rows(linear: nn.Linear, group: int) -> nn.Linear:  # the group's outputs of a projection
-            part = nn.Linear(linear.in_features, width)
-            part.weight, part.bias = (nn.Parameter(t[group * width:(group + 1) * width].detach())
-                                      for t in (linear.weight, linear.bias))
-            return part
-
-        def columns(linear: nn.Linear, group: int) -> nn.Linear:  # the output projection of its inputs
-            part = nn.Linear(width, linear.out_features, bias=group == 0)
-            part.weight = nn.Parameter(linear.weight[:, group * width:(group + 1) * width].detach())
-            if group == 0:
-                part.bias = linear.bias
-            return part
-
-        if head_groups == 1:  # the model's own modules, under their own names
-            self.query, self.key, self.value = attention.query, attention.key, attention.value
-            self.output = attention.output
-        else:
-            self.groups = nn.ModuleList(
-                nn.ModuleList([rows(attention.query, g), rows(attention.key, g), rows(attention.value, g),
-                               columns(attention.output, g)]) for g in range(head_groups))
-
-    def projections(self) -> list[tuple[nn.Module, ...]]:
-        """(query, key, value, output) per group of heads."""
-        if hasattr(self, "groups"):
-            return [tuple(group) for group in self.groups]
-        return [(self.query, self.key, self.value, self.output)]
+        self.query, self.key, self.value = attention.query, attention.key, attention.value
+        self.output = attention.output
+        self.heads, self.head_dim = attention.heads, attention.head_dim
 
     def forward(self, hidden: torch.Tensor, additive_mask: torch.Tensor) -> torch.Tensor:
         batch, seq, _ = hidden.shape
@@ -115,16 +82,12 @@ class BmmAttention(nn.Module):
             return (x.view(batch, seq, self.heads, self.head_dim).transpose(1, 2)
                     .reshape(batch * self.heads, seq, self.head_dim))
 
+        query = split_heads(self.query(hidden)) * self.head_dim ** -0.5
         mask = additive_mask.expand(batch, self.heads, 1, seq).reshape(batch * self.heads, 1, seq)
-        output = None
-        for query, key, value, project in self.projections():
-            scores = torch.bmm(split_heads(query(hidden)) * self.head_dim ** -0.5,
-                               split_heads(key(hidden)).transpose(1, 2)) + mask
-            context = torch.bmm(torch.softmax(scores, dim=-1), split_heads(value(hidden)))
-            context = context.view(batch, self.heads, seq, self.head_dim).transpose(1, 2)
-            part = project(context.reshape(batch, seq, self.heads * self.head_dim))
-            output = part if output is None else output + part
-        return output
+        scores = torch.bmm(query, split_heads(self.key(hidden)).transpose(1, 2)) + mask
+        context = torch.bmm(torch.softmax(scores, dim=-1), split_heads(self.value(hidden)))
+        context = context.view(batch, self.heads, seq, self.head_dim).transpose(1, 2)
+        return self.output(context.reshape(batch, seq, self.heads * self.head_dim))
 
 
 class XnnpackEmbed(nn.Module):
