@@ -286,3 +286,18 @@ def test_a_stage_stopped_and_resumed_counts_the_time_of_both_runs(tmp_path):
     # both are rounded to 0.1 s, and rounding keeps order (0.2 + 0.1 > 0.3 in floats: compare rounded)
     assert "unfinished" not in written and written["stage"] >= round(so_far + 0.1, 1)
     resumed.timed("stage", done, lambda: pytest.fail("a finished stage runs again"))
+
+
+@pytest.mark.parametrize(("after", "kept"),
+                         [([0.80, 0.86], True), ([0.70, 0.90], False), ([0.74, 0.88], False)])
+def test_the_refined_quarter_ships_only_where_its_exits_gained_on_dev_on_average(tmp_path, monkeypatch,
+                                                                                  after, kept):
+    train_all = import_train_all()
+    monkeypatch.setattr(train_all, "RUNS", tmp_path)
+    monkeypatch.setattr(train_all, "RECIPES", {"toy": train_all.Recipe(32, 1, 1, 1, refine_epochs=1)})
+    assert train_all.slender_dir("toy") == tmp_path / "toy" / "quarter"  # not refined yet
+    (tmp_path / "toy" / "refined").mkdir(parents=True)
+    (tmp_path / "toy" / "refined" / "metrics.json").write_text(
+        json.dumps({"dev_exit_accuracy_before": [0.74, 0.88], "dev_exit_accuracy": after}))
+    expected = tmp_path / "toy" / ("refined" if kept else "quarter")
+    assert train_all.slender_dir("toy") == expected
