@@ -922,12 +922,10 @@ def refine_exits(slender: str | Path, teacher: str | Path, data: TaskData, out_d
     resume = resume_dir(out_dir)
     cached = resume / "teacher_logits.pt"
     if cached.is_file():
-        targets = torch.load(cached)
+        targets = torch.load(cached)["targets"]
     else:  # one teacher pass over the training split (20ng: minutes), kept for a rerun after a kill
         targets = logits_of(teacher_model, tokenizer, train)  # (examples, labels): every exit's target
-        buffer = io.BytesIO()
-        torch.save(targets, buffer)
-        write_bytes(cached, buffer.getvalue())
+        save_resume_state(cached, {"targets": targets})
     reference = evaluate(teacher_model, tokenizer, data.dev)["accuracy"]
     before = evaluate_exits(student, tokenizer, data.dev)
     info = replace(load_multi_exit(slender)[2], distilled_from=str(teacher),

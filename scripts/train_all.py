@@ -282,14 +282,14 @@ def measure(task: str) -> dict:
 def measure_slender(task: str, data) -> dict:
     """Test accuracy of every exit of the shipped slender model (and, where it was refined, of the
     quarter before), and its calibrated early exit at every ratio."""
+    def test_exits(folder: Path) -> list[float]:
+        model, tokenizer, _ = load_multi_exit(folder)
+        return evaluate_exits(model, tokenizer, data.test)
+
     root, slender = RUNS / task, slender_dir(task)
-    quarter = load_multi_exit(root / "quarter")
-    scores = {"quarter_test_exit_accuracy": evaluate_exits(quarter[0], quarter[1], data.test)}
+    scores = {"quarter_test_exit_accuracy": test_exits(slender)}
     if slender != root / "quarter":
-        refined = load_multi_exit(slender)
-        scores["quarter_before_refining_test_exit_accuracy"] = scores.pop("quarter_test_exit_accuracy")
-        scores["quarter_test_exit_accuracy"] = evaluate_exits(refined[0], refined[1], data.test)
-        scores["refined_test_exit_accuracy"] = scores["quarter_test_exit_accuracy"]
+        scores["quarter_before_refining_test_exit_accuracy"] = test_exits(root / "quarter")
     return {**scores, "quarter_calibrated": calibrated_exits(slender, data)}
 
 

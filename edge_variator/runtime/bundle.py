@@ -148,16 +148,17 @@ class Program:
 
 class _Method:
     def __init__(self, method):
+        import torch  # loaded already: open_program imports it before any method exists
+
         self._method = method
+        self._from_numpy = torch.from_numpy
 
     def execute(self, inputs):
         # The bindings' own output clone is a torch op: it wakes torch's OpenMP pool, whose threads
         # then spin on the cores XNNPACK's threadpool needs next (calls 1.6x slower on 2 cores,
         # bench/thread_spin.py). numpy's copy is a plain memcpy; the outputs still outlive the call.
-        import torch  # loaded already: open_program imports it before any method exists
-
         outputs = self._method(inputs, clone_outputs=False)
-        return [torch.from_numpy(output.numpy().copy()) for output in outputs]
+        return [self._from_numpy(output.numpy().copy()) for output in outputs]
 
 
 def open_program(pte: str | Path) -> Program:
