@@ -18,6 +18,7 @@ from edge_variator.demo import run_demo
 from edge_variator.encoder import ModelLoadError
 from edge_variator.exits import is_multi_exit
 from edge_variator.export.bundle import describe_bundle, load_model, needs_calibration, write_bundle
+from edge_variator.ops import OpsProfileError, default_ops_methods, format_ops
 from edge_variator.runtime.bundle import BundleError
 from edge_variator.runtime.policy import DeviceState, thermal_from_android
 from edge_variator.runtime.runner import BatchRun, format_run, format_summary
@@ -190,8 +191,6 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 def cmd_profile(args: argparse.Namespace) -> None:
     if args.ops is not None:
-        from edge_variator.ops import default_ops_methods, format_ops
-
         methods = args.ops or default_ops_methods(args.bundle)
         print(format_ops(args.bundle, methods, args.lengths, args.ops_seconds))
         return
@@ -433,7 +432,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             args.run(args)
         except (datasets.DataError, ModelLoadError, BundleError, train.LearningStalledError, ValueError,
-                OSError) as error:
+                OpsProfileError, OSError) as error:
             sys.exit(f"edge-variator {args.command}: {error}")
 
 

@@ -139,6 +139,12 @@ def sample(bundle_dir: str | Path, method: str, length: int, seconds: float = 3.
     if method not in manifest["methods"]:
         raise OpsProfileError(f"the bundle has no method {method!r}; it has "
                               f"{', '.join(sorted(manifest['methods'])[:8])}, ...")
+    from edge_variator.profile import ProfileError, check_lengths
+
+    try:
+        check_lengths(manifest, [length])
+    except ProfileError as error:  # the runtime would refuse the inputs with a bare error code
+        raise OpsProfileError(str(error)) from None
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder) / "perf.data"
         env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}  # torch's idle OpenMP threads do not spin

@@ -55,6 +55,16 @@ def method_inputs(manifest: Mapping, name: str, length: int) -> list[torch.Tenso
     return [torch.randn(1, length, manifest["model"]["hidden"]), torch.ones_like(ids)]
 
 
+def check_lengths(manifest: Mapping, lengths: Sequence[int]) -> None:
+    """Raise ProfileError unless every length is one the bundle's methods take."""
+    limit = manifest["model"]
+    bad = [n for n in lengths
+           if n % limit["pad_multiple"] or not limit["min_length"] <= n <= limit["max_length"]]
+    if bad:
+        raise ProfileError(f"lengths {bad} are not multiples of {limit['pad_multiple']} from "
+                           f"{limit['min_length']} to {limit['max_length']}")
+
+
 def measure(bundle_dir: str | Path, lengths: Sequence[int], repeats: int = 20, warmup: int = 3,
             methods: Sequence[str] | None = None) -> dict:
     """Time every method (or `methods`) at each length in the ExecuTorch runtime on this host.
@@ -63,12 +73,7 @@ def measure(bundle_dir: str | Path, lengths: Sequence[int], repeats: int = 20, w
     all of them alike rather than on one.
     """
     manifest = load_manifest(bundle_dir)
-    limit = manifest["model"]
-    bad = [n for n in lengths
-           if n % limit["pad_multiple"] or not limit["min_length"] <= n <= limit["max_length"]]
-    if bad:
-        raise ProfileError(f"lengths {bad} are not multiples of {limit['pad_multiple']} from "
-                           f"{limit['min_length']} to {limit['max_length']}")
+    check_lengths(manifest, lengths)
     if repeats < 1 or warmup < 0:
         raise ProfileError("repeats must be at least 1 and warmup at least 0")
     names = list(methods or manifest["methods"])

@@ -59,6 +59,9 @@ def test_perf_splits_a_layers_time_and_most_of_it_is_xnnpack(tiny_bundle):
     assert result["share"]["xnnpack"] > 0 and 0 < inside_share(result) <= 1
     with pytest.raises(OpsProfileError, match="no method 'layer_9_k3'"):
         sample(tiny_bundle, "layer_9_k3", 32, seconds=0.1)
+    # past the bundle's longest input the runtime refuses with a bare error code; named here instead
+    with pytest.raises(OpsProfileError, match="lengths \\[256\\] are not multiples of 8 from 16 to 64"):
+        sample(tiny_bundle, "layer_0_k2", 256, seconds=0.1)
 
 
 @needs_perf
@@ -67,3 +70,5 @@ def test_cli_profile_ops_prints_partitions_and_the_split(tiny_bundle, capsys):
     out = capsys.readouterr().out
     assert "layer_0_k1   partitions" in out and "xnnpack of runtime" in out
     assert "%" in out.splitlines()[-1] or "%" in out.splitlines()[-2]
+    with pytest.raises(SystemExit, match="edge-variator profile: lengths \\[12\\] are not multiples of 8"):
+        main(["profile", str(tiny_bundle), "--ops", "layer_0_k1", "--lengths", "12"])
