@@ -37,13 +37,6 @@ class RatioError(ValueError):
     """A compression ratio that is not available (or a length it does not divide)."""
 
 
-def repeat_rows(x: torch.Tensor, times: int) -> torch.Tensor:
-    """(batch, m, d) -> (batch, m * times, d), each row `times` times in a row (repeat_interleave),
-    as a concat + reshape: XNNPACK runs both, repeat_interleave's expand it leaves out."""
-    batch, rows, dim = x.shape
-    return torch.cat([x] * times, dim=-1).reshape(batch, rows * times, dim)
-
-
 class CompressionPlugin(nn.Module):
     """Merge k -> 1 before the FFN and restore the length after it, for one layer."""
 
@@ -75,10 +68,17 @@ class CompressionPlugin(nn.Module):
         return torch.matmul(weights.unsqueeze(-2), windows).squeeze(-2)  # a batched matmul, delegated
 
     def restore(self, merged_output: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-        """(batch, n/k, d) FFN outputs -> (batch, n, d), corrected per token from its own input."""
-        from_merged = repeat_rows(self.adapter_from_merged(merged_output), self.ratio)
-        bottleneck = from_merged + self.adapter_from_token(hidden)
-        return repeat_rows(merged_output, self.ratio) + self.adapter_out(torch.tanh(bottleneck))
+        """(batch, n/k, d) FFN outputs -> (batch, n, d), corrected per token from its own input.
+
+        Each window's k tokens are one axis of (batch, n/k, k, .), so a merged vector reaches its k
+        tokens by a broadcast add rather than being repeated k times: XNNPACK runs the add, while
+        the repeat's concat was a portable kernel that split the layer (bench/restore.py)."""
+        batch, seq, dim = hidden.shape
+        windows = (batch, seq // self.ratio, self.ratio, -1)
+        from_merged = self.adapter_from_merged(merged_output).unsqueeze(2)
+        bottleneck = self.adapter_from_token(hidden).reshape(windows) + from_merged
+        corrected = self.adapter_out(torch.tanh(bottleneck))
+        return (corrected + merged_output.unsqueeze(2)).reshape(batch, seq, dim)
 
     def forward(self, hidden: torch.Tensor, ffn: FeedForward,
                 additive_mask: torch.Tensor | None = None) -> torch.Tensor:
