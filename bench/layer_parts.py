@@ -1,0 +1,106 @@
+"""Where a plugged layer's time goes: its attention half (what no ratio touches) and its FFN half
+at k = 1, 2, 4, 8, each exported as its own method beside the whole layer methods, against their
+analytic FLOPs (cost.py).
+
+    python bench/layer_parts.py [--lengths 128 256] [--repeats 60]
+
+Model: mr's shipped quarter model with its k = 2, 4, 8 plugins (the report's "ours"), layer 0, lowered
+as a bundle lowers it. The attention half is attention + residual + LayerNorm; the FFN half is the
+FFN (with its plugin at k > 1) + residual + LayerNorm. All methods are timed interleaved in one
+process, batch 1. If the attention half runs at fewer GFLOP/s than the FFN, time cannot fall with k
+as fast as FLOPs do: the last column is the layer's ratio to k = 1 that the halves' own times give.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from export import layer_flops  # noqa: E402  (bench/ is scripts, not a package)
+
+from edge_variator.cost import attention_flops, ffn_flops, plugin_flops  # noqa: E402
+from edge_variator.encoder import additive_mask  # noqa: E402
+from edge_variator.export.bundle import load_model  # noqa: E402
+from edge_variator.export.executorch import to_pte  # noqa: E402
+from edge_variator.export.pieces import XnnpackLayer, export_piece, pieces  # noqa: E402
+from edge_variator.plugins import RATIOS  # noqa: E402
+from edge_variator.runtime.bundle import open_program  # noqa: E402
+from edge_variator.timing import interleaved_ms  # noqa: E402
+
+MODEL = Path("models/mr/quarter")
+MAX_LENGTH = 256
+KS = (1, *RATIOS)
+
+
+class AttentionHalf(nn.Module):
+    def __init__(self, layer: XnnpackLayer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        mask = additive_mask(attention_mask, hidden.dtype)
+        return self.layer.attention_norm(hidden + self.layer.attention(hidden, mask))
+
+
+class FfnHalf(nn.Module):
+    def __init__(self, layer: XnnpackLayer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        mask = additive_mask(attention_mask, hidden.dtype)
+        return self.layer.ffn_norm(hidden + self.layer.ffn(hidden, mask, self.layer.ratio))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--repeats", type=int, default=60)
+    args = parser.parse_args()
+    model = load_model(MODEL, MODEL / "plugins")[0]
+    config = model.encoder.config
+    every = pieces(model, xnnpack=True)
+    modules = {"attention": AttentionHalf(every["layer_0_k1"])}
+    for k in KS:
+        modules[f"ffn_k{k}"] = FfnHalf(every[f"layer_0_k{k}"])
+        modules[f"layer_k{k}"] = every[f"layer_0_k{k}"]
+    # export_piece names the inputs by method name: anything but "embed" takes (hidden, mask)
+    programs = {name: export_piece(name, module.eval(), config.hidden, MAX_LENGTH)
+                for name, module in modules.items()}
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "parts.pte"
+        path.write_bytes(to_pte(programs))
+        program = open_program(path)
+        methods = {name: program.load_method(name) for name in programs}
+        for length in args.lengths:
+            torch.manual_seed(0)
+            inputs = [torch.randn(1, length, config.hidden), torch.ones(1, length, dtype=torch.long)]
+            times = interleaved_ms({name: partial(m.execute, inputs) for name, m in methods.items()},
+                                   args.repeats, warmup=5)
+            ms = {name: statistics.median(samples) for name, samples in times.items()}
+            flops = {"attention": attention_flops(config, length)}
+            for k in KS:
+                plugin = sum(plugin_flops(config, length, k).values()) if k > 1 else 0
+                flops[f"ffn_k{k}"] = ffn_flops(config, length // k) + plugin
+            print(f"{length} tokens: median ms, GFLOP/s (analytic FLOPs), batch 1, {args.repeats} rounds")
+            print(f"  attention half   {ms['attention']:.3f} ms  "
+                  f"{flops['attention'] / ms['attention'] / 1e6:6.1f} GFLOP/s")
+            print("  k   FFN half ms  GFLOP/s   layer ms   layer k/1   halves' k/1   analytic k/1")
+            for k in KS:
+                ffn = f"ffn_k{k}"
+                halves = (ms["attention"] + ms[ffn]) / (ms["attention"] + ms["ffn_k1"])
+                analytic = layer_flops(config, length, k) / layer_flops(config, length, 1)
+                print(f"  {k}   {ms[ffn]:11.3f} {flops[ffn] / ms[ffn] / 1e6:8.1f} {ms[f'layer_k{k}']:10.3f} "
+                      f"{ms[f'layer_k{k}'] / ms['layer_k1']:11.2f} {halves:13.2f} {analytic:14.2f}")
+
+
+if __name__ == "__main__":
+    main()
