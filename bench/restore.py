@@ -69,7 +69,7 @@ def build(model, folder: Path, variant: str) -> Path:
 
 
 def quartile(samples: list[float]) -> float:
-    return statistics.quantiles(samples, n=4)[0]
+    return statistics.quantiles(samples, n=4)[0] if len(samples) > 1 else samples[0]
 
 
 def main() -> None:

@@ -152,3 +152,26 @@ def test_recipe_targets_state_each_verdict_from_the_shipped_scores(tmp_path):
     assert ("| r8 | 97.50% (>= 97.00) | -0.30 / -2.00 / -2.50 (0.5 / 1.5 / 3) | 96.80% (-0.70; >= -1) | "
             "-0.90 (2.50) / -1.50 (1.75) | teacher **met**, plugins **missed**, slender **met** |") in lines
     assert "| 20ng | not trained: `python scripts/train_all.py --tasks 20ng --ship`" in lines
+
+
+@pytest.mark.slow
+def test_restore_bench_holds_both_restores_equal_and_times_them():
+    """bench/restore.py: the concat restore splits a plugged layer, the broadcast add does not, and
+    the two programs give the same outputs (the bench exits otherwise)."""
+    result = subprocess.run([sys.executable, "bench/restore.py", "--lengths", "16", "--repeats", "1"],
+                            cwd=ROOT, capture_output=True, text=True, check=True, timeout=1200)
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    concat = next(line for line in lines if line.startswith("concat"))  # the partitions come first
+    broadcast = next(line for line in lines if line.startswith("broadcast"))
+    assert "k=2 3 (aten::cat x2" in concat and "k=2 2 (" in broadcast and "aten::cat" not in broadcast
+    assert sum(line.startswith(("concat", "broadcast")) for line in lines) == 2 + 2 * 4
+
+
+@pytest.mark.slow
+def test_layer_parts_bench_prints_each_ratio():
+    result = subprocess.run([sys.executable, "bench/layer_parts.py", "--lengths", "16", "--repeats", "1"],
+                            cwd=ROOT, capture_output=True, text=True, check=True, timeout=1200)
+    rows = [line.split() for line in result.stdout.splitlines()
+            if line.strip()[:2] in ("1 ", "2 ", "4 ", "8 ")]
+    assert [row[0] for row in rows] == ["1", "2", "4", "8"]
+    assert "attention half" in result.stdout
