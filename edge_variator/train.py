@@ -695,6 +695,7 @@ class SlenderConfig(ExitTrainConfig):
     neurons: float = 0.5  # FFN width per layer (768 of 1536)
     embedding_rank: float | None = 1 / 3  # the word embedding's rank (128 of 384); None keeps it
     prune_steps: int = 3  # prune a little at a time, re-scoring importance in between
+    between_epochs: int = 0  # hidden-state distillation at each width but the last, before pruning on
     importance_batches: int = 32  # batches of train text per importance pass
     repr_epochs: int = 1  # hidden-state distillation from the assistant ...
     epochs: int = 2  # ... then prediction distillation, exit i from the assistant's exit i
@@ -837,35 +838,6 @@ def train_slender(assistant: str | Path, data: TaskData, out_dir: str | Path, co
                      distilled_from=str(assistant),
                      distilled_from_sha256=checkpoint_sha256(assistant))
 
-    # 1. iterative pruning, scored with every exit's distillation loss (done once, then reloaded)
-    if (resume / "pruned" / "pruning.json").is_file():
-        student = load_multi_exit(resume / "pruned")[0].to(device)
-        pruning = json.loads((resume / "pruned" / "pruning.json").read_text())
-        widths, pruned_dev = pruning["widths"], pruning["dev_exit_accuracy"]
-    else:
-        student = load_multi_exit(assistant)[0].to(device)
-        scoring = _exit_batches(train, tokenizer, targets, config, config.importance_batches)
-
-        def all_exits_loss(model: MultiExitModel, item) -> torch.Tensor:
-            batch, labels, batch_targets = item
-            batch, labels, batch_targets = batch.to(device), labels.to(device), batch_targets.to(device)
-            logits = model(batch.input_ids, batch.attention_mask, batch.token_type_ids)
-            return exit_distillation_loss(logits, batch_targets, labels, config)
-
-        widths = []
-        for width in target.steps(student.encoder.config, config.prune_steps):
-            importance = taylor_importance(student, scoring, all_exits_loss)
-            student = prune(student, width.heads, width.neurons, importance).to(device)
-            if width.embedding_rank:
-                student = factorize_embeddings(student, width.embedding_rank).to(device)
-            widths.append(asdict(width))
-        pruned_dev = evaluate_exits(student, tokenizer, data.dev)
-        save_multi_exit(student, tokenizer, info, resume / "pruned",
-                        extra_files={"pruning.json": {"widths": widths, "dev_exit_accuracy": pruned_dev}})
-
-    # 2. representation distillation: every hidden state (the width d is kept) towards the assistant's
-    student.rescale_gradients = False
-
     def inputs(batch: Batch) -> tuple[torch.Tensor, ...]:
         return batch.input_ids, batch.attention_mask, batch.token_type_ids
 
@@ -876,15 +848,62 @@ def train_slender(assistant: str | Path, data: TaskData, out_dir: str | Path, co
         pairs = zip(states, target_states, strict=True)
         return sum(masked_mse(s, t, batch.attention_mask) for s, t in pairs) / len(states)
 
+    def distil_hidden(epochs: int, checkpoint: Path, history: list[dict], stage: str,
+                      seed: int | None) -> None:
+        def after_epoch(epoch: int, losses: list[float]) -> None:
+            history.append({"epoch": epoch + 1, "train_loss": sum(losses) / len(losses), "losses": losses})
+
+        if seed is not None:  # the same dropout noise whether or not the run was resumed before this loop
+            torch.manual_seed(seed)
+        teacher.eval()
+        student.rescale_gradients = False
+        train_loop(student, train, tokenizer, replace(config, epochs=epochs), config.lr or 1e-4, hidden_loss,
+                   after_epoch, progress, resume=checkpoint, history=history, stage=stage)
+
+    # 1. iterative pruning, scored with every exit's distillation loss; with between_epochs, the
+    # student recovers by hidden-state distillation at each width before the last. Each width is
+    # saved once reached (and trained), so a rerun continues from the last one.
+    steps = target.steps(teacher.encoder.config, config.prune_steps)
+    reached = [i for i in range(len(steps)) if (resume / f"pruned-{i + 1}" / "pruning.json").is_file()]
+    if reached:
+        student = load_multi_exit(resume / f"pruned-{reached[-1] + 1}")[0].to(device)
+        pruning = json.loads((resume / f"pruned-{reached[-1] + 1}" / "pruning.json").read_text())
+    else:
+        student = load_multi_exit(assistant)[0].to(device)
+        pruning = {"widths": [], "between": []}
+    scoring = _exit_batches(train, tokenizer, targets, config, config.importance_batches)
+
+    def all_exits_loss(model: MultiExitModel, item) -> torch.Tensor:
+        batch, labels, batch_targets = item
+        batch, labels, batch_targets = batch.to(device), labels.to(device), batch_targets.to(device)
+        logits = model(batch.input_ids, batch.attention_mask, batch.token_type_ids)
+        return exit_distillation_loss(logits, batch_targets, labels, config)
+
+    for step in range(len(pruning["widths"]), len(steps)):
+        width = steps[step]
+        importance = taylor_importance(student, scoring, all_exits_loss)
+        student = prune(student, width.heads, width.neurons, importance).to(device)
+        if width.embedding_rank:
+            student = factorize_embeddings(student, width.embedding_rank).to(device)
+        pruning["widths"].append(asdict(width))
+        if config.between_epochs and step < len(steps) - 1:
+            between: list[dict] = []
+            distil_hidden(config.between_epochs, resume / f"between-{step + 1}.pt", between,
+                          f"hidden-state distillation at width {step + 1} of {len(steps)}",
+                          config.seed + step)
+            pruning["between"].append(between)
+        if step == len(steps) - 1:
+            pruning["dev_exit_accuracy"] = evaluate_exits(student, tokenizer, data.dev)
+        if config.between_epochs or step == len(steps) - 1:  # re-pruning an untrained width is cheap
+            save_multi_exit(student, tokenizer, info, resume / f"pruned-{step + 1}",
+                            extra_files={"pruning.json": pruning})
+    widths, pruned_dev = pruning["widths"], pruning["dev_exit_accuracy"]
+
+    # 2. representation distillation: every hidden state (the width d is kept) towards the assistant's
     repr_history: list[dict] = []
-
-    def after_repr_epoch(epoch: int, losses: list[float]) -> None:
-        repr_history.append({"epoch": epoch + 1, "train_loss": sum(losses) / len(losses), "losses": losses})
-
-    teacher.eval()
-    train_loop(student, train, tokenizer, replace(config, epochs=config.repr_epochs), config.lr or 1e-4,
-               hidden_loss, after_repr_epoch, progress, resume=resume / "representation.pt",
-               history=repr_history, stage="hidden-state distillation")
+    # (seeded only with between_epochs, so that runs without them are the ones shipped before they existed)
+    distil_hidden(config.repr_epochs, resume / "representation.pt", repr_history, "hidden-state distillation",
+                  config.seed + len(steps) if config.between_epochs else None)
 
     # 3. prediction distillation: exit i of the student from exit i of the assistant
     student.rescale_gradients = True
@@ -895,7 +914,7 @@ def train_slender(assistant: str | Path, data: TaskData, out_dir: str | Path, co
         zip(best["dev_exit_accuracy"], reference, strict=True))])
     return _write_exit_metrics(out_dir, data, config, train, history, started, pruning_steps=widths,
                                dev_exit_accuracy_after_pruning=pruned_dev, representation=repr_history,
-                               quality=quality)
+                               representation_between_steps=pruning["between"], quality=quality)
 
 
 @dataclass

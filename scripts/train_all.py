@@ -72,6 +72,7 @@ class Recipe:
     plugin_kl: bool = False  # plugins: distil the teacher's predictions (KL) instead of the labels
     teacher_pooling: str = "cls"  # the shipped teachers were trained on BERT's pooler, before "mean" existed
     refine_epochs: int = 0  # the quarter's exits from the teacher's logits after it (0: no refine stage)
+    between_epochs: int = 0  # the quarter: hidden-state distillation at each width before the last
 
 
 RECIPES = {
@@ -216,7 +217,8 @@ def train(task: str, device: str, max_train: int | None = None, stop_after: str 
     if stop_after == "assistant":
         return
     config = SlenderConfig(epochs=recipe.slender_epochs, repr_epochs=recipe.repr_epochs,
-                           max_length=recipe.max_length, device=device, max_train=max_train, **QUARTER)
+                           between_epochs=recipe.between_epochs, max_length=recipe.max_length, device=device,
+                           max_train=max_train, **QUARTER)
     costs.timed("quarter", root / "quarter" / "metrics.json",
                 lambda: train_slender(root / "assistant", data, root / "quarter", config))
     to_fp16(root / "quarter")

@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 from edge_variator.plugins import PluginSet, attach
 from edge_variator.task import checkpoint_sha256, load_task
 from edge_variator.train import (
+    ExitTrainConfig,
     FinetuneConfig,
     PluginTrainConfig,
     ResumeError,
@@ -28,6 +29,7 @@ from edge_variator.train import (
     finetune,
     plugin_distillation_loss,
     resume_dir,
+    train_multi_exit,
     train_plugins,
 )
 
@@ -102,12 +104,18 @@ STAGE_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
 from conftest import toy_data
-from edge_variator.train import FinetuneConfig, PluginTrainConfig, finetune, train_plugins
+from edge_variator.train import (FinetuneConfig, PluginTrainConfig, SlenderConfig, finetune, train_plugins,
+                                 train_slender)
 stage, out, source = sys.argv[1:4]
 if stage == "finetune":
     config = FinetuneConfig(method="full", epochs=3, batch_size=16, lr=3e-3, max_length=32,
                             checkpoint_seconds=0)
     finetune(toy_data(train=256), out, config, model_dir=source, progress=False)
+elif stage == "slender":  # source: a multi-exit assistant
+    config = SlenderConfig(epochs=1, repr_epochs=1, between_epochs=2, prune_steps=3, heads=1, neurons=16,
+                           embedding_rank=16, importance_batches=2, batch_size=16, lr=1e-2, max_length=32,
+                           checkpoint_seconds=0)
+    train_slender(source, toy_data(), out, config, progress=False)
 else:
     config = PluginTrainConfig(epochs=2, layerwise_epochs=2, batch_size=8, lr=3e-3, max_length=32,
                                bottleneck=8, checkpoint_seconds=0)
@@ -134,15 +142,26 @@ def kill_midway(stage: str, out: Path, source: Path, checkpoint: str) -> None:
     assert marker.is_file()
 
 
-@pytest.mark.parametrize(("stage", "checkpoint"), [("finetune", "finetune.pt"), ("plugins", "layer1.pt")])
+@pytest.fixture(scope="module")
+def toy_assistant(toy_teacher, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("assistant") / "assistant"
+    train_multi_exit(toy_teacher, toy_data(), out, ExitTrainConfig(epochs=1, batch_size=16, lr=1e-2,
+                                                                   max_length=32), progress=False)
+    return out
+
+
+@pytest.mark.parametrize(("stage", "checkpoint"), [("finetune", "finetune.pt"), ("plugins", "layer1.pt"),
+                                                   ("slender", "between-2.pt")])
 def test_a_stage_killed_midway_resumes_to_the_uninterrupted_result(stage, checkpoint, tiny_bert_dir,
-                                                                   toy_teacher, tmp_path):
-    source = tiny_bert_dir if stage == "finetune" else toy_teacher
+                                                                   toy_teacher, request, tmp_path):
+    """The slender stage is killed in its second width's recovery, after the first width was saved."""
+    source = {"finetune": tiny_bert_dir, "plugins": toy_teacher}.get(stage)
+    source = source or request.getfixturevalue("toy_assistant")
     run_stage(stage, tmp_path / "whole", source)
     kill_midway(stage, tmp_path / "resumed", source, checkpoint)
     run_stage(stage, tmp_path / "resumed", source)  # the same command again
 
-    weights = "model.safetensors" if stage == "finetune" else "plugins.safetensors"
+    weights = "plugins.safetensors" if stage == "plugins" else "model.safetensors"
     whole, resumed = load_file(tmp_path / "whole" / weights), load_file(tmp_path / "resumed" / weights)
     assert whole.keys() == resumed.keys()
     for name in whole:

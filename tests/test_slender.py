@@ -155,6 +155,26 @@ def test_tiny_runs_of_every_stage_lower_their_losses(toy_teacher, tmp_path):
     assert metrics["parameters"] < 0.6 * parameter_count(load_multi_exit(tmp_path / "assistant")[0])
 
 
+def test_distilling_between_prune_steps_recovers_each_width_before_the_next(toy_teacher, tmp_path):
+    data = toy_data()
+    loop = {"batch_size": 16, "lr": 1e-2, "max_length": 32}
+    train_multi_exit(toy_teacher, data, tmp_path / "assistant", ExitTrainConfig(epochs=1, **loop),
+                     progress=False)
+    config = SlenderConfig(epochs=1, repr_epochs=1, between_epochs=3, heads=1, neurons=16, embedding_rank=16,
+                           prune_steps=3, importance_batches=2, **loop)
+    metrics = train_slender(tmp_path / "assistant", data, tmp_path / "slender", config, progress=False)
+
+    assert [step["heads"] for step in metrics["pruning_steps"]] == [3, 2, 1]
+    between = metrics["representation_between_steps"]
+    assert len(between) == 2  # at the first two widths, not the last (the representation stage follows it)
+    for epochs in between:
+        assert [e["epoch"] for e in epochs] == [1, 2, 3]
+        assert epochs[-1]["train_loss"] < 0.8 * epochs[0]["train_loss"], epochs
+    model = load_multi_exit(tmp_path / "slender")[0]
+    assert (model.encoder.config.heads, model.encoder.config.intermediate) == (1, 16)
+    assert not (tmp_path / "slender.resume").exists()
+
+
 def test_refining_from_the_teacher_brings_every_exit_closer_to_it(toy_teacher, tmp_path):
     """The slender model learnt from a one-epoch assistant; refining distils its exits from the
     fine-tuned teacher itself, so they move towards the teacher's predictions."""
