@@ -40,24 +40,15 @@ MAX_LENGTH = 256
 KS = (1, *RATIOS)
 
 
-class AttentionHalf(nn.Module):
-    def __init__(self, layer: XnnpackLayer):
+class Half(nn.Module):
+    """One half of a layer method (XnnpackLayer.attention_half or ffn_half) as a method of its own."""
+
+    def __init__(self, layer: XnnpackLayer, half: str):
         super().__init__()
-        self.layer = layer
+        self.layer, self.half = layer, half
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        mask = additive_mask(attention_mask, hidden.dtype)
-        return self.layer.attention_norm(hidden + self.layer.attention(hidden, mask))
-
-
-class FfnHalf(nn.Module):
-    def __init__(self, layer: XnnpackLayer):
-        super().__init__()
-        self.layer = layer
-
-    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        mask = additive_mask(attention_mask, hidden.dtype)
-        return self.layer.ffn_norm(hidden + self.layer.ffn(hidden, mask, self.layer.ratio))
+        return getattr(self.layer, self.half)(hidden, additive_mask(attention_mask, hidden.dtype))
 
 
 def main() -> None:
@@ -68,9 +59,9 @@ def main() -> None:
     model = load_model(MODEL, MODEL / "plugins")[0]
     config = model.encoder.config
     every = pieces(model, xnnpack=True)
-    modules = {"attention": AttentionHalf(every["layer_0_k1"])}
+    modules = {"attention": Half(every["layer_0_k1"], "attention_half")}
     for k in KS:
-        modules[f"ffn_k{k}"] = FfnHalf(every[f"layer_0_k{k}"])
+        modules[f"ffn_k{k}"] = Half(every[f"layer_0_k{k}"], "ffn_half")
         modules[f"layer_k{k}"] = every[f"layer_0_k{k}"]
     # export_piece names the inputs by method name: anything but "embed" takes (hidden, mask)
     programs = {name: export_piece(name, module.eval(), config.hidden, MAX_LENGTH)

@@ -116,10 +116,17 @@ class XnnpackLayer(nn.Module):
         self.ffn_norm = MatmulLayerNorm(layer.ffn_norm)
         self.ratio = ratio
 
+    def attention_half(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Attention + residual + LayerNorm: what no ratio changes (`mask` is additive)."""
+        return self.attention_norm(hidden + self.attention(hidden, mask))
+
+    def ffn_half(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The FFN, plugged at k > 1, + residual + LayerNorm."""
+        return self.ffn_norm(hidden + self.ffn(hidden, mask, self.ratio))
+
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         mask = additive_mask(attention_mask, hidden.dtype)
-        hidden = self.attention_norm(hidden + self.attention(hidden, mask))
-        return self.ffn_norm(hidden + self.ffn(hidden, mask, self.ratio))
+        return self.ffn_half(self.attention_half(hidden, mask), mask)
 
 
 class PooledClassifier(nn.Module):
