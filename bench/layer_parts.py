@@ -9,6 +9,12 @@ as a bundle lowers it. The attention half is attention + residual + LayerNorm; t
 FFN (with its plugin at k > 1) + residual + LayerNorm. All methods are timed interleaved in one
 process, batch 1. If the attention half runs at fewer GFLOP/s than the FFN, time cannot fall with k
 as fast as FLOPs do: the last column is the layer's ratio to k = 1 that the halves' own times give.
+
+The plugin's own parts, at k > 1: the FFN half again with its merge replaced by each window's first
+vector (no scores, no weighted sum), with its restore replaced by the bare broadcast (no adapter),
+and with both (the core: the FFN on n/k rows, residual and LayerNorm). Their differences to the
+whole FFN half are what the merge and the adapter cost; the core gives the layer's ratio to k = 1
+if the plugin's work were free, a floor no faster merge or restore can go under.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import argparse
 import statistics
 import sys
 import tempfile
+from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 
@@ -25,13 +32,14 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from export import layer_flops  # noqa: E402  (bench/ is scripts, not a package)
+from restore import plugin_step_as  # noqa: E402
 
 from edge_variator.cost import attention_flops, ffn_flops, plugin_flops  # noqa: E402
 from edge_variator.encoder import additive_mask  # noqa: E402
 from edge_variator.export.bundle import load_model  # noqa: E402
 from edge_variator.export.executorch import to_pte  # noqa: E402
 from edge_variator.export.pieces import XnnpackLayer, export_piece, pieces  # noqa: E402
-from edge_variator.plugins import RATIOS  # noqa: E402
+from edge_variator.plugins import RATIOS, CompressionPlugin  # noqa: E402
 from edge_variator.runtime.bundle import open_program  # noqa: E402
 from edge_variator.timing import interleaved_ms  # noqa: E402
 
@@ -51,6 +59,31 @@ class Half(nn.Module):
         return getattr(self.layer, self.half)(hidden, additive_mask(attention_mask, hidden.dtype))
 
 
+def first_of_window(self: CompressionPlugin, hidden: torch.Tensor, additive_mask: torch.Tensor | None
+                    ) -> torch.Tensor:
+    """A merge that costs nothing but a copy: each window's first vector."""
+    batch, seq, dim = hidden.shape
+    return hidden.reshape(batch, seq // self.ratio, self.ratio, dim)[:, :, 0]
+
+
+def bare_broadcast(self: CompressionPlugin, merged_output: torch.Tensor,
+                   hidden: torch.Tensor) -> torch.Tensor:
+    """A restore without the adapter: each FFN output broadcast to its k tokens."""
+    batch, seq, dim = hidden.shape
+    return (merged_output.unsqueeze(2) + hidden.new_zeros(1, 1, self.ratio, 1)).reshape(batch, seq, dim)
+
+
+WITHOUT = {"no_merge": {"merge": first_of_window}, "no_adapter": {"restore": bare_broadcast},
+           "core": {"merge": first_of_window, "restore": bare_broadcast}}
+
+
+def export_without(name: str, module: nn.Module, steps: dict, hidden: int):
+    with ExitStack() as stack:
+        for step, function in steps.items():
+            stack.enter_context(plugin_step_as(step, function))
+        return export_piece(name, module.eval(), hidden, MAX_LENGTH)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--lengths", type=int, nargs="+", default=[128, 256])
@@ -66,6 +99,10 @@ def main() -> None:
     # export_piece names the inputs by method name: anything but "embed" takes (hidden, mask)
     programs = {name: export_piece(name, module.eval(), config.hidden, MAX_LENGTH)
                 for name, module in modules.items()}
+    for k in RATIOS:
+        for variant, steps in WITHOUT.items():
+            name = f"ffn_k{k}_{variant}"
+            programs[name] = export_without(name, modules[f"ffn_k{k}"], steps, config.hidden)
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "parts.pte"
         path.write_bytes(to_pte(programs))
@@ -91,6 +128,17 @@ def main() -> None:
                 analytic = layer_flops(config, length, k) / layer_flops(config, length, 1)
                 print(f"  {k}   {ms[ffn]:11.3f} {flops[ffn] / ms[ffn] / 1e6:8.1f} {ms[f'layer_k{k}']:10.3f} "
                       f"{ms[f'layer_k{k}'] / ms['layer_k1']:11.2f} {halves:13.2f} {analytic:14.2f}")
+            print("  the plugin's parts, ms: merge and adapter (what the FFN half loses without each), "
+                  "the core without both;\n  the layer's k/1 from the halves were the plugin free, and that "
+                  "over the analytic k/1")
+            print("  k   merge   adapter   core    free k/1   over the analytic")
+            for k in RATIOS:
+                ffn = f"ffn_k{k}"
+                free = (ms["attention"] + ms[f"{ffn}_core"]) / (ms["attention"] + ms["ffn_k1"])
+                analytic = layer_flops(config, length, k) / layer_flops(config, length, 1)
+                merge, adapter = ms[ffn] - ms[f"{ffn}_no_merge"], ms[ffn] - ms[f"{ffn}_no_adapter"]
+                print(f"  {k}   {merge:5.3f} {adapter:9.3f} {ms[f'{ffn}_core']:6.3f} {free:11.2f} "
+                      f"{free / analytic:13.2f}x")
 
 
 if __name__ == "__main__":

@@ -50,13 +50,14 @@ def concat_restore(self: CompressionPlugin, merged_output: torch.Tensor,
 
 
 @contextmanager
-def restore_as(function):
-    kept = CompressionPlugin.restore
-    CompressionPlugin.restore = function
+def plugin_step_as(step: str, function):
+    """CompressionPlugin.<step> ("merge" or "restore") replaced while a program is traced."""
+    kept = getattr(CompressionPlugin, step)
+    setattr(CompressionPlugin, step, function)
     try:
         yield
     finally:
-        CompressionPlugin.restore = kept
+        setattr(CompressionPlugin, step, kept)
 
 
 def build(model, folder: Path, variant: str) -> Path:
@@ -80,7 +81,7 @@ def main() -> None:
     model = load_model(MODEL, MODEL / "plugins")[0]
     config = model.encoder.config
     with tempfile.TemporaryDirectory() as scratch:
-        with restore_as(concat_restore):
+        with plugin_step_as("restore", concat_restore):
             paths = {"concat": build(model, Path(scratch), "concat")}
         paths["broadcast"] = build(model, Path(scratch), "broadcast")
         print("XNNPACK partitions (ops outside them):")

@@ -173,5 +173,7 @@ def test_layer_parts_bench_prints_each_ratio():
                             cwd=ROOT, capture_output=True, text=True, check=True, timeout=1200)
     rows = [line.split() for line in result.stdout.splitlines()
             if line.strip()[:2] in ("1 ", "2 ", "4 ", "8 ")]
-    assert [row[0] for row in rows] == ["1", "2", "4", "8"]
+    # the halves at every k, then the plugin's parts at k > 1
+    assert [row[0] for row in rows] == ["1", "2", "4", "8", "2", "4", "8"]
+    assert all(row[-1].endswith("x") for row in rows[4:])
     assert "attention half" in result.stdout
