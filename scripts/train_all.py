@@ -84,8 +84,8 @@ RECIPES = {
     # epochs lifted exit 1 (79.4 -> 83.3% dev) but lowered the last (92.2), at 5e-5 as at 1e-4, and left
     # the mean over exits where it was (89.0): no refine. One epoch of hidden-state distillation at each
     # intermediate prune width (between_epochs=1) left the last exit at 92.9% dev and 91.45% test, as
-    # without, and the mean over exits at 88.8% dev: not kept. 3 + 15 epochs: the last exit 92.75% dev (one text
-    # under 10 epochs' 92.94, the criterion that chose 10), the mean over exits 89.2 (89.0): not kept
+    # without, and the mean over exits at 88.8% dev: not kept. 3 + 15 epochs: the last exit 92.75% dev
+    # (one text under 10 epochs' 92.94, what chose 10), the mean over exits 89.2 (89.0): not kept
     "trec6": Recipe(128, 3, 2, 10, repr_epochs=3),
     "sms_spam": Recipe(128, 2, 1, 2, repr_epochs=1),
     "r8": Recipe(256, 5, 2, 6),
