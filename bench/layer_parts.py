@@ -115,9 +115,11 @@ def main() -> None:
                                    args.repeats, warmup=5)
             ms = {name: statistics.median(samples) for name, samples in times.items()}
             flops = {"attention": attention_flops(config, length)}
+            analytic = {}  # the layer's k/1
             for k in KS:
                 plugin = sum(plugin_flops(config, length, k).values()) if k > 1 else 0
                 flops[f"ffn_k{k}"] = ffn_flops(config, length // k) + plugin
+                analytic[k] = layer_flops(config, length, k) / layer_flops(config, length, 1)
             print(f"{length} tokens: median ms, GFLOP/s (analytic FLOPs), batch 1, {args.repeats} rounds")
             print(f"  attention half   {ms['attention']:.3f} ms  "
                   f"{flops['attention'] / ms['attention'] / 1e6:6.1f} GFLOP/s")
@@ -125,9 +127,8 @@ def main() -> None:
             for k in KS:
                 ffn = f"ffn_k{k}"
                 halves = (ms["attention"] + ms[ffn]) / (ms["attention"] + ms["ffn_k1"])
-                analytic = layer_flops(config, length, k) / layer_flops(config, length, 1)
                 print(f"  {k}   {ms[ffn]:11.3f} {flops[ffn] / ms[ffn] / 1e6:8.1f} {ms[f'layer_k{k}']:10.3f} "
-                      f"{ms[f'layer_k{k}'] / ms['layer_k1']:11.2f} {halves:13.2f} {analytic:14.2f}")
+                      f"{ms[f'layer_k{k}'] / ms['layer_k1']:11.2f} {halves:13.2f} {analytic[k]:14.2f}")
             print("  the plugin's parts, ms: merge and adapter (what the FFN half loses without each), "
                   "the core without both;\n  the layer's k/1 from the halves were the plugin free, and that "
                   "over the analytic k/1")
@@ -135,10 +136,9 @@ def main() -> None:
             for k in RATIOS:
                 ffn = f"ffn_k{k}"
                 free = (ms["attention"] + ms[f"{ffn}_core"]) / (ms["attention"] + ms["ffn_k1"])
-                analytic = layer_flops(config, length, k) / layer_flops(config, length, 1)
                 merge, adapter = ms[ffn] - ms[f"{ffn}_no_merge"], ms[ffn] - ms[f"{ffn}_no_adapter"]
                 print(f"  {k}   {merge:5.3f} {adapter:9.3f} {ms[f'{ffn}_core']:6.3f} {free:11.2f} "
-                      f"{free / analytic:13.2f}x")
+                      f"{free / analytic[k]:13.2f}x")
 
 
 if __name__ == "__main__":

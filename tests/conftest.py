@@ -144,6 +144,17 @@ def toy_teacher(tiny_bert_dir, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def toy_assistant(toy_teacher, tmp_path_factory) -> Path:
+    """A one-epoch multi-exit assistant of the toy teacher, for the stages that read it (not change it)."""
+    from edge_variator.train import ExitTrainConfig, train_multi_exit
+
+    out = tmp_path_factory.mktemp("toy_assistant") / "assistant"
+    config = ExitTrainConfig(epochs=1, batch_size=16, lr=1e-2, max_length=32)
+    train_multi_exit(toy_teacher, toy_data(), out, config, progress=False)
+    return out
+
+
 TINY_CONFIG = EncoderConfig(vocab_size=30522, hidden=32, layers=2, heads=4, intermediate=64, max_positions=64)
 SHA = "ab" * 32  # the backbone hash tiny plugin sets are bound to
 

@@ -21,7 +21,6 @@ from safetensors.torch import load_file
 from edge_variator.plugins import PluginSet, attach
 from edge_variator.task import checkpoint_sha256, load_task
 from edge_variator.train import (
-    ExitTrainConfig,
     FinetuneConfig,
     PluginTrainConfig,
     ResumeError,
@@ -29,7 +28,6 @@ from edge_variator.train import (
     finetune,
     plugin_distillation_loss,
     resume_dir,
-    train_multi_exit,
     train_plugins,
 )
 
@@ -140,14 +138,6 @@ def kill_midway(stage: str, out: Path, source: Path, checkpoint: str) -> None:
     process.wait()
     assert not (out / "metrics.json").is_file(), "the stage finished before it could be killed"
     assert marker.is_file()
-
-
-@pytest.fixture(scope="module")
-def toy_assistant(toy_teacher, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("assistant") / "assistant"
-    train_multi_exit(toy_teacher, toy_data(), out, ExitTrainConfig(epochs=1, batch_size=16, lr=1e-2,
-                                                                   max_length=32), progress=False)
-    return out
 
 
 @pytest.mark.parametrize(("stage", "checkpoint"), [("finetune", "finetune.pt"), ("plugins", "layer1.pt"),

@@ -155,14 +155,11 @@ def test_tiny_runs_of_every_stage_lower_their_losses(toy_teacher, tmp_path):
     assert metrics["parameters"] < 0.6 * parameter_count(load_multi_exit(tmp_path / "assistant")[0])
 
 
-def test_distilling_between_prune_steps_recovers_each_width_before_the_next(toy_teacher, tmp_path):
-    data = toy_data()
+def test_distilling_between_prune_steps_recovers_each_width_before_the_next(toy_assistant, tmp_path):
     loop = {"batch_size": 16, "lr": 1e-2, "max_length": 32}
-    train_multi_exit(toy_teacher, data, tmp_path / "assistant", ExitTrainConfig(epochs=1, **loop),
-                     progress=False)
     config = SlenderConfig(epochs=1, repr_epochs=1, between_epochs=3, heads=1, neurons=16, embedding_rank=16,
                            prune_steps=3, importance_batches=2, **loop)
-    metrics = train_slender(tmp_path / "assistant", data, tmp_path / "slender", config, progress=False)
+    metrics = train_slender(toy_assistant, toy_data(), tmp_path / "slender", config, progress=False)
 
     assert [step["heads"] for step in metrics["pruning_steps"]] == [3, 2, 1]
     between = metrics["representation_between_steps"]
@@ -175,16 +172,14 @@ def test_distilling_between_prune_steps_recovers_each_width_before_the_next(toy_
     assert not (tmp_path / "slender.resume").exists()
 
 
-def test_refining_from_the_teacher_brings_every_exit_closer_to_it(toy_teacher, tmp_path):
+def test_refining_from_the_teacher_brings_every_exit_closer_to_it(toy_teacher, toy_assistant, tmp_path):
     """The slender model learnt from a one-epoch assistant; refining distils its exits from the
     fine-tuned teacher itself, so they move towards the teacher's predictions."""
     data = toy_data()
     loop = {"batch_size": 16, "lr": 1e-2, "max_length": 32}
-    train_multi_exit(toy_teacher, data, tmp_path / "assistant", ExitTrainConfig(epochs=1, **loop),
-                     progress=False)
     slender = SlenderConfig(epochs=1, repr_epochs=1, heads=2, neurons=24, embedding_rank=16, prune_steps=1,
                             importance_batches=2, **loop)
-    train_slender(tmp_path / "assistant", data, tmp_path / "slender", slender, progress=False)
+    train_slender(toy_assistant, data, tmp_path / "slender", slender, progress=False)
     metrics = refine_exits(tmp_path / "slender", toy_teacher, data, tmp_path / "refined",
                            RefineConfig(epochs=3, **loop), progress=False)
 
@@ -204,12 +199,10 @@ def test_refining_from_the_teacher_brings_every_exit_closer_to_it(toy_teacher, t
     assert not (tmp_path / "refined.resume").exists()
 
 
-def test_refining_refuses_a_multi_exit_teacher_or_a_plain_student(toy_teacher, tmp_path):
+def test_refining_refuses_a_multi_exit_teacher_or_a_plain_student(toy_teacher, toy_assistant, tmp_path):
     data = toy_data()
-    train_multi_exit(toy_teacher, data, tmp_path / "assistant",
-                     ExitTrainConfig(epochs=1, batch_size=16, lr=1e-2, max_length=32), progress=False)
     with pytest.raises(ValueError, match="multi-exit model: refine from the fine-tuned task teacher"):
-        refine_exits(tmp_path / "assistant", tmp_path / "assistant", data, tmp_path / "out", RefineConfig())
+        refine_exits(toy_assistant, toy_assistant, data, tmp_path / "out", RefineConfig())
     with pytest.raises(ValueError, match="is not a multi-exit model"):
         refine_exits(toy_teacher, toy_teacher, data, tmp_path / "out", RefineConfig())
 
