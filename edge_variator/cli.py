@@ -121,7 +121,7 @@ def cmd_slender_train(args: argparse.Namespace) -> None:
         widths = pick(args, ("heads", "neurons", "embedding_rank", "prune_steps", "repr_epochs"))
         metrics = train.train_slender(source, task, args.out, train.SlenderConfig(**loop, **widths))
     else:  # a fine-tuned teacher: train the full-width multi-exit assistant
-        config = train.ExitTrainConfig(**loop, pooling=args.pooling)
+        config = train.ExitTrainConfig(**loop, pooling=args.pooling, last_exit=args.last_exit)
         metrics = train.train_multi_exit(source, task, args.out, config)
     print(train.exit_summary(metrics, args.out))
 
@@ -321,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     slender_train.add_argument("--exit-lr", type=float, default=1e-3, help="learning rate of the exit heads")
     slender_train.add_argument("--pooling", choices=["mean", "cls"], default="mean",
                                help="what each exit reads (assistant only; slender models keep it)")
+    slender_train.add_argument("--last-exit", choices=train.LAST_EXITS, default="fresh",
+                               help="the assistant's last exit: fresh like the others, or the teacher's own "
+                               "head (pooler and classifier), which starts at the teacher's accuracy")
     slender_eval = command(slender, "eval", cmd_slender_eval, "per-exit accuracy and early exit", True,
                            split=True)
     slender_eval.add_argument("checkpoint")

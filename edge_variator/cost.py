@@ -42,13 +42,13 @@ def plugin_flops(config: EncoderConfig, seq: int, ratio: int, bottleneck: int = 
 
 def encoder_flops(config: EncoderConfig, seq: int, num_labels: int = 2, ratio: int = 1,
                   plugged_layers: int | None = None, bottleneck: int = 64,
-                  exit_layer: int | None = None) -> dict[str, int]:
+                  exit_layer: int | None = None, last_exit_pooler: bool = False) -> dict[str, int]:
     """FLOPs per example of `seq` tokens, by component, and their total.
 
     With `ratio` > 1, `plugged_layers` layers (default: all) run their FFN on seq / ratio merged
     vectors and pay for their plugin's merge and restore. With `exit_layer` (a multi-exit model
     that stopped there), only that many layers run, each followed by its exit classifier (no
-    pooler); plugins are then assumed on every layer.
+    pooler, but for the last exit with `last_exit_pooler`); plugins are then assumed on every layer.
     """
     layers = config.layers if exit_layer is None else exit_layer
     if not 1 <= layers <= config.layers:
@@ -66,7 +66,8 @@ def encoder_flops(config: EncoderConfig, seq: int, num_labels: int = 2, ratio: i
         "ffn": (layers - plugged) * ffn_flops(config, seq) + plugged * ffn_flops(config, seq // ratio),
         "plugin_merge": plugged * plugin["merge"],
         "plugin_restore": plugged * plugin["restore"],
-        "pooler": linear_flops(1, config.hidden, config.hidden) if exit_layer is None else 0,
+        "pooler": (linear_flops(1, config.hidden, config.hidden)
+                   if exit_layer is None or (last_exit_pooler and exit_layer == config.layers) else 0),
         "classifier": (1 if exit_layer is None else layers) * linear_flops(1, config.hidden, num_labels),
     }
     flops["total"] = sum(flops.values())

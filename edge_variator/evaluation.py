@@ -177,7 +177,8 @@ def early_exit_metrics(model: MultiExitModel, tokenizer: Tokenizer, rows: list[E
     return {"accuracy": (predictions == labels).float().mean().item(),
             "mean_exit_layer": layers.float().mean().item(),
             "mean_flops": average_flops(model.encoder.config, padded, len(model.labels),
-                                        exit_layers=layers.tolist(), **cost_arguments(model.encoder, ratio))}
+                                        exit_layers=layers.tolist(), **cost_arguments(model.encoder, ratio),
+                                        last_exit_pooler=model.last_exit_pooler is not None)}
 
 
 def calibrate_checkpoint(checkpoint: Path, task: TaskData, drops: list[float],

@@ -37,16 +37,23 @@ POOLINGS = ("mean", "cls")
 
 
 class ExitHead(nn.Module):
-    def __init__(self, hidden: int, num_labels: int, dropout: float = 0.1, pooling: str = "mean"):
+    """pool -> tanh -> dropout -> Linear(d, labels); with `dense`, BERT's pooler (a Linear(d, d)
+    before the tanh), as a task model's head: the last exit can start as the teacher's own."""
+
+    def __init__(self, hidden: int, num_labels: int, dropout: float = 0.1, pooling: str = "mean",
+                 dense: bool = False):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
         self.pooling = pooling
+        self.dense = nn.Linear(hidden, hidden) if dense else None
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden, num_labels)
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         pooled = hidden[:, 0] if self.pooling == "cls" else mean_over_tokens(hidden, attention_mask)
+        if self.dense is not None:
+            pooled = self.dense(pooled)
         return self.classifier(self.dropout(torch.tanh(pooled)))
 
 
@@ -66,13 +73,20 @@ class _RescaleGradient(torch.autograd.Function):
 class MultiExitModel(nn.Module):
     """An encoder with an exit after every layer; forward gives every exit's logits."""
 
-    def __init__(self, encoder: Encoder, labels: Sequence[str], dropout: float = 0.1, pooling: str = "mean"):
+    def __init__(self, encoder: Encoder, labels: Sequence[str], dropout: float = 0.1, pooling: str = "mean",
+                 last_exit_pooler: str | None = None):
+        """`last_exit_pooler`: the last exit is a task model's head instead, BERT's pooler over this
+        pooling (train.ExitTrainConfig.last_exit starts it from the teacher's); None: like the others."""
         super().__init__()
         self.encoder = encoder
         self.labels = list(labels)
         self.pooling = pooling
-        self.exits = nn.ModuleList(ExitHead(encoder.config.hidden, len(self.labels), dropout, pooling)
-                                   for _ in range(encoder.config.layers))
+        self.last_exit_pooler = last_exit_pooler
+        hidden, layers = encoder.config.hidden, encoder.config.layers
+        count = len(self.labels)
+        self.exits = nn.ModuleList(ExitHead(hidden, count, dropout, pooling) for _ in range(layers - 1))
+        self.exits.append(ExitHead(hidden, count, dropout, last_exit_pooler or pooling,
+                                   dense=last_exit_pooler is not None))
         self.rescale_gradients = True  # while training; see forward_all
 
     def forward_all(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -182,6 +196,7 @@ class ExitsInfo:
     max_length: int
     criterion: str = "entropy"
     pooling: str = "mean"  # what each exit reads: the mean of the tokens or CLS
+    last_exit_pooler: str | None = None  # the last exit is a task model's head: BERT's pooler over this
     distilled_from: str = ""  # the checkpoint (and its sha256) this model learnt from
     distilled_from_sha256: str = ""
     thresholds: dict[str, float] = field(default_factory=dict)  # "drop_1.0" -> threshold
@@ -230,7 +245,8 @@ def load_multi_exit(path: str | Path) -> tuple[MultiExitModel, Tokenizer, ExitsI
         raise ModelLoadError(f"{path} is not a multi-exit checkpoint: no exits.json")
     info = ExitsInfo(**json.loads((path / "exits.json").read_text()))
     config = EncoderConfig(**json.loads((path / "encoder.json").read_text()))
-    model = MultiExitModel(Encoder(config), info.labels, pooling=info.pooling)
+    model = MultiExitModel(Encoder(config), info.labels, pooling=info.pooling,
+                           last_exit_pooler=info.last_exit_pooler)
     weights = load_file(path / "model.safetensors")
     expected = model.state_dict()
     for name, tensor in weights.items():

@@ -113,7 +113,8 @@ def factorize_embeddings(model: MultiExitModel, rank: int) -> MultiExitModel:
 
 
 def _rebuild(model: MultiExitModel, config: EncoderConfig, state: dict[str, torch.Tensor]) -> MultiExitModel:
-    smaller = MultiExitModel(Encoder(config), model.labels, pooling=model.pooling)
+    smaller = MultiExitModel(Encoder(config), model.labels, pooling=model.pooling,
+                             last_exit_pooler=model.last_exit_pooler)
     smaller.load_state_dict(state)
     return smaller.train(model.training)
 

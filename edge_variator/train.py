@@ -680,12 +680,18 @@ def plugin_quality(ratio: int, history: list[dict], uncompressed: float | list[f
 
 # ---- COST-EFF: the multi-exit teacher assistant, then slenderization -------------------------
 
+LAST_EXITS = ("fresh", "teacher")  # ExitTrainConfig.last_exit
+
+
 @dataclass
 class ExitTrainConfig(LoopConfig):
     temperature: float = 2.0  # soft cross-entropy against the teacher's (or assistant's) logits
     soft_weight: float = 0.5  # the rest of the loss is hard-label cross-entropy
     exit_lr: float = 1e-3  # the exit heads: fresh linear layers that the encoder's 5e-5 barely moves
     pooling: str = "mean"  # what an exit reads: "mean" of the tokens or "cls" (exits.py says why)
+    # the assistant's last exit: "fresh" like the others, or "teacher": the teacher's own head (its
+    # pooler and classifier), trained at the encoder's rate; it starts at the teacher's accuracy
+    last_exit: str = "fresh"
 
 
 @dataclass
@@ -724,9 +730,11 @@ def exit_distillation_loss(student: torch.Tensor, teacher: torch.Tensor, labels:
 
 def _train_exits_stage(model: MultiExitModel, tokenizer: Tokenizer, data: TaskData, train: list[Example],
                        targets: torch.Tensor, config: ExitTrainConfig, out_dir: Path, info: ExitsInfo,
-                       lr: float, progress: bool, resume: Path | None = None) -> list[dict]:
+                       lr: float, progress: bool, resume: Path | None = None,
+                       fast: list[torch.nn.Parameter] | None = None) -> list[dict]:
     """Every exit trained jointly against `targets` (teacher logits per train example, computed
-    once rather than once per epoch); keeps the best mean dev accuracy over exits in out_dir."""
+    once rather than once per epoch); keeps the best mean dev accuracy over exits in out_dir.
+    `fast` (default: every exit's parameters) train at config.exit_lr, the rest at `lr`."""
     history: list[dict] = []
 
     def batch_loss(batch: Batch, labels: torch.Tensor, indices: list[int]) -> torch.Tensor:
@@ -741,9 +749,26 @@ def _train_exits_stage(model: MultiExitModel, tokenizer: Tokenizer, data: TaskDa
             save_multi_exit(model, tokenizer, info, out_dir)
 
     train_loop(model, train, tokenizer, config, lr, batch_loss, end_of_epoch, progress,
-               fast_parameters=list(model.exits.parameters()), fast_lr=config.exit_lr,
-               resume=resume, history=history, stage="every exit")
+               fast_parameters=list(model.exits.parameters()) if fast is None else fast,
+               fast_lr=config.exit_lr, resume=resume, history=history, stage="every exit")
     return history
+
+
+def assistant_of(teacher: TaskModel | MultiExitModel, config: ExitTrainConfig) -> MultiExitModel:
+    """The teacher's encoder (shared, not copied) with a fresh exit after every layer; with
+    config.last_exit "teacher" the last one is the teacher's own head, so it answers as the teacher."""
+    if config.last_exit not in LAST_EXITS:
+        raise ValueError(f"last_exit must be one of {LAST_EXITS}, not {config.last_exit!r}")
+    from_teacher = config.last_exit == "teacher"
+    if from_teacher and not isinstance(teacher, TaskModel):
+        raise ValueError("last_exit='teacher' needs a task model's head to start from, "
+                         "not a multi-exit model")
+    model = MultiExitModel(teacher.encoder, teacher.labels, pooling=config.pooling,
+                           last_exit_pooler=teacher.pooling if from_teacher else None)
+    if from_teacher:
+        model.exits[-1].dense.load_state_dict(teacher.encoder.pooler.state_dict())
+        model.exits[-1].classifier.load_state_dict(teacher.classifier.state_dict())
+    return model
 
 
 def train_multi_exit(teacher: str | Path, data: TaskData, out_dir: str | Path, config: ExitTrainConfig,
@@ -753,17 +778,20 @@ def train_multi_exit(teacher: str | Path, data: TaskData, out_dir: str | Path, c
     teacher_model, tokenizer = _seeded_source(teacher, data, config)
     train = subsample(data.train, config)
     targets = logits_of(teacher_model, tokenizer, train)
-    model = MultiExitModel(teacher_model.encoder, data.labels, pooling=config.pooling)
+    model = assistant_of(teacher_model, config)
+    from_teacher = model.last_exit_pooler is not None
     for parameter in model.parameters():
         parameter.requires_grad_(True)
     exits_info = ExitsInfo(data.labels, config.max_length, pooling=config.pooling,
-                           distilled_from=str(teacher),
+                           last_exit_pooler=model.last_exit_pooler, distilled_from=str(teacher),
                            distilled_from_sha256=checkpoint_sha256(teacher))
     model.to(_distributed(config)[2])
     started = time.perf_counter()
     reference = evaluate(teacher_model, tokenizer, data.dev)["accuracy"]  # before training moves its encoder
+    fresh = model.exits[:-1] if from_teacher else model.exits  # the teacher's head is trained already
     history = _train_exits_stage(model, tokenizer, data, train, targets, config, Path(out_dir), exits_info,
-                                 config.lr or 5e-5, progress, resume_dir(out_dir) / "exits.pt")
+                                 config.lr or 5e-5, progress, resume_dir(out_dir) / "exits.pt",
+                                 fast=list(fresh.parameters()))
     best = max(history, key=lambda h: h["dev_mean_accuracy"])
     # the last exit only: the early ones are weaker by design, and calibration keeps them honest
     quality = compare_quality("multi-exit assistant",

@@ -7,6 +7,7 @@
     python scripts/train_all.py --recalibrate           # only the exit thresholds of finished sets, again
     python scripts/train_all.py --tasks 20ng --ship-unfinished  # a stopped LoRA teacher, to commit
     python scripts/train_all.py --tasks 20ng --refine-shipped   # refine a set shipped before that stage
+    python scripts/train_all.py --tasks 20ng --slender-again    # the assistant on: today's recipe, again
 
 Per set (runs/full/<task>/):
   teacher           LoRA fine-tune of all-MiniLM-L6-v2 (mr: the shipped adapter, as today)
@@ -29,6 +30,7 @@ import json
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +43,7 @@ from edge_variator.evaluation import calibrate_checkpoint, evaluate_ratios
 from edge_variator.exits import load_multi_exit, to_fp16
 from edge_variator.files import write_bytes, write_json
 from edge_variator.plugins import RATIOS, PluginSet
+from edge_variator.task import checkpoint_sha256
 from edge_variator.train import (
     ExitTrainConfig,
     FinetuneConfig,
@@ -73,6 +76,7 @@ class Recipe:
     teacher_pooling: str = "cls"  # the shipped teachers were trained on BERT's pooler, before "mean" existed
     refine_epochs: int = 0  # the quarter's exits from the teacher's logits after it (0: no refine stage)
     between_epochs: int = 0  # the quarter: hidden-state distillation at each width before the last
+    assistant_last_exit: str = "fresh"  # "teacher": the assistant's last exit starts as the teacher's head
 
 
 RECIPES = {
@@ -213,12 +217,25 @@ def train(task: str, device: str, max_train: int | None = None, stop_after: str 
                       "teacher")
     if stop_after == "teacher-plugins":
         return
+    slender_stages(task, data, device, max_train, costs, stop_after, lambda: teacher_scores(task, data))
+
+
+def slender_stages(task: str, data, device: str, max_train: int | None, costs: Costs, stop_after: str,
+                   teacher: Callable[[], list[dict]]) -> None:
+    """The stages from the assistant on, up to and including `stop_after`; `teacher` gives the
+    teacher's test scores at every ratio for measured.json, when the measure stage runs."""
+    recipe, root = RECIPES[task], RUNS / task
     config = ExitTrainConfig(epochs=recipe.assistant_epochs, max_length=recipe.max_length, device=device,
-                             max_train=max_train)
+                             max_train=max_train, last_exit=recipe.assistant_last_exit)
     costs.timed("assistant", root / "assistant" / "metrics.json",
-                lambda: train_multi_exit(teacher, data, root / "assistant", config))
+                lambda: train_multi_exit(teacher_dir(task), data, root / "assistant", config))
     if stop_after == "assistant":
         return
+    if (root / "quarter" / "exits.json").is_file():  # a quarter pruned from an assistant trained before
+        source = json.loads((root / "quarter" / "exits.json").read_text())["distilled_from_sha256"]
+        if source != checkpoint_sha256(root / "assistant"):
+            raise SystemExit(f"{root / 'quarter'} was distilled from another assistant than "
+                             f"{root / 'assistant'}: move it aside to train it again")
     config = SlenderConfig(epochs=recipe.slender_epochs, repr_epochs=recipe.repr_epochs,
                            between_epochs=recipe.between_epochs, max_length=recipe.max_length, device=device,
                            max_train=max_train, **QUARTER)
@@ -230,7 +247,7 @@ def train(task: str, device: str, max_train: int | None = None, stop_after: str 
     refine_and_plugins(task, data, device, max_train, costs, stop_after)
     if stop_after not in ("refine", "quarter-plugins"):
         costs.timed("measure", root / "measured.json",
-                    lambda: write_json(root / "measured.json", measure(task)))
+                    lambda: write_json(root / "measured.json", measure(task, teacher())))
 
 
 def refine_and_plugins(task: str, data, device: str, max_train: int | None, costs: Costs,
@@ -273,11 +290,30 @@ def refine_shipped(task: str, device: str) -> None:
     ship(task)
 
 
-def measure(task: str) -> dict:
-    """Test accuracy of the teacher at every ratio, of every exit of the assistant and the quarter
-    model, and the quarter model's calibrated early exit at every ratio (thresholds from dev)."""
+def slender_again(task: str, device: str, stop_after: str) -> None:
+    """A shipped set's assistant, quarter, refinement and quarter plugins trained again with today's
+    recipe (after it changed for them), measured and, once measured, shipped. The teacher and its
+    plugins are not trained again: the teacher comes from models/<task>/, its test scores and its
+    stages' wall times from the shipped measured.json and costs.json."""
+    root, shipped = RUNS / task, SHIPPED / task
+    measured = json.loads((shipped / "measured.json").read_text())
+    if not (root / "costs.json").is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        costs = json.loads((shipped / "costs.json").read_text())
+        teacher_stages = {stage: t for stage, t in costs.items() if stage.startswith("teacher")}
+        write_json(root / "costs.json", teacher_stages)
+    if RECIPES[task].teacher_epochs and not (root / "teacher" / "metrics.json").is_file():
+        shutil.copytree(shipped / "teacher", root / "teacher")
+    data, costs = load_benchmark(task), Costs(root / "costs.json")
+    slender_stages(task, data, device, None, costs, stop_after, lambda: measured["teacher"])
+    if stop_after == "measure":
+        ship(task)
+
+
+def measure(task: str, teacher: list[dict]) -> dict:
+    """`teacher`'s scores (teacher_scores) with the test accuracy of every exit of the assistant and
+    the quarter model, and the quarter model's calibrated early exit at every ratio (thresholds from dev)."""
     data, root = load_benchmark(task), RUNS / task
-    teacher = teacher_scores(task, data)
     assistant = load_multi_exit(root / "assistant")
     return {"task": task, "test_examples": len(data.test), "teacher": teacher,
             "assistant_test_exit_accuracy": evaluate_exits(assistant[0], assistant[1], data.test),
@@ -445,6 +481,10 @@ def main() -> None:
                         help="only refine the shipped quarter of a set whose recipe gained a refine stage "
                              "after it shipped (from its shipped teacher), train its plugins again, measure "
                              "it and ship it")
+    parser.add_argument("--slender-again", action="store_true",
+                        help="only train a shipped set's assistant and everything after it again with "
+                             "today's recipe, from its shipped teacher (whose plugins keep their shipped "
+                             "scores), measure it and ship it; with --stop-after, stop after that stage")
     parser.add_argument("--stop-after", choices=STAGES, default="measure",
                         help="train up to this stage only; a later run continues from there")
     parser.add_argument("--max-train", type=int, help="a seeded subset of each training split (a smoke run)")
@@ -461,6 +501,9 @@ def main() -> None:
     elif args.refine_shipped:
         for task in args.tasks:
             refine_shipped(task, args.device)
+    elif args.slender_again:
+        for task in args.tasks:
+            slender_again(task, args.device, args.stop_after)
     elif args.ship_unfinished:
         for task in args.tasks:
             print(f"{task}: {', '.join(ship_unfinished(task)) or 'no stopped stage small enough to commit'}")

@@ -160,9 +160,11 @@ SHA = "ab" * 32  # the backbone hash tiny plugin sets are bound to
 
 
 def tiny_model(ratios=(2,)) -> MultiExitModel:
-    """A random 2-layer multi-exit model with plugins strong enough to change its outputs."""
+    """A random 2-layer multi-exit model with plugins strong enough to change its outputs. Its last
+    exit is BERT's pooler over CLS (an assistant started from its teacher's head), its first a plain
+    exit over the mean: every export and runner test sees both kinds."""
     torch.manual_seed(0)
-    model = MultiExitModel(Encoder(TINY_CONFIG), ["no", "yes"]).eval()
+    model = MultiExitModel(Encoder(TINY_CONFIG), ["no", "yes"], last_exit_pooler="cls").eval()
     for ratio in ratios:
         plugin_set = PluginSet.for_backbone(model.encoder, SHA, ratio, bottleneck=8)
         for parameter in plugin_set.parameters():  # not the near-silent init: make the plugins matter

@@ -27,15 +27,17 @@ from edge_variator.exits import (
 )
 from edge_variator.export.reference import TorchRunner
 from edge_variator.runtime.policy import Decision
+from edge_variator.task import load_task
 from edge_variator.tokenizer import Tokenizer
-from edge_variator.train import ExitTrainConfig, train_multi_exit
+from edge_variator.train import ExitTrainConfig, assistant_of, train_multi_exit
 
 CONFIG = EncoderConfig(vocab_size=30522, hidden=32, layers=4, heads=4, intermediate=64, max_positions=64)
 
 
-def tiny_model(labels=3, seed=0) -> MultiExitModel:
+def tiny_model(labels=3, seed=0, last_exit_pooler=None) -> MultiExitModel:
     torch.manual_seed(seed)
-    return MultiExitModel(Encoder(CONFIG), [str(i) for i in range(labels)]).eval()
+    return MultiExitModel(Encoder(CONFIG), [str(i) for i in range(labels)],
+                          last_exit_pooler=last_exit_pooler).eval()
 
 
 def test_first_confident_exit_answers_and_the_last_always_does():
@@ -172,9 +174,11 @@ def test_gradient_rescaling_shrinks_what_an_early_exit_sends_back():
         assert torch.equal(model.forward_all(ids, torch.ones_like(ids))[1], model(ids, torch.ones_like(ids)))
 
 
-@pytest.mark.parametrize("threshold,layers", [(math.inf, 1), (0.0, CONFIG.layers)])
-def test_exit_flops_match_the_flop_counter(threshold, layers):
-    model = tiny_model(labels=3)
+@pytest.mark.parametrize("threshold,layers,pooler", [(math.inf, 1, None), (0.0, CONFIG.layers, None),
+                                                    (math.inf, 1, "cls"), (0.0, CONFIG.layers, "cls")])
+def test_exit_flops_match_the_flop_counter(threshold, layers, pooler):
+    """A last exit with BERT's pooler pays for it, and only when it answers."""
+    model = tiny_model(labels=3, last_exit_pooler=pooler)
     ids = torch.randint(1000, 2000, (1, 32))
     mask = torch.ones_like(ids)
     with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH), torch.no_grad():
@@ -184,13 +188,15 @@ def test_exit_flops_match_the_flop_counter(threshold, layers):
             if uncertainty(head(hidden, mask)[0]).item() < threshold:
                 break
     assert ran == layers
-    assert encoder_flops(CONFIG, 32, num_labels=3, exit_layer=layers)["total"] == counter.get_total_flops()
+    assert encoder_flops(CONFIG, 32, num_labels=3, exit_layer=layers,
+                         last_exit_pooler=pooler is not None)["total"] == counter.get_total_flops()
 
 
-def test_save_load_round_trip_fp32_and_fp16(tmp_path):
-    model = tiny_model()
+@pytest.mark.parametrize("last_exit_pooler", [None, "cls", "mean"])
+def test_save_load_round_trip_fp32_and_fp16(tmp_path, last_exit_pooler):
+    model = tiny_model(last_exit_pooler=last_exit_pooler)
     tokenizer = Tokenizer(_tokenizer_dir(), 64)
-    info = ExitsInfo(model.labels, 64, thresholds={"drop_1": 0.25})
+    info = ExitsInfo(model.labels, 64, thresholds={"drop_1": 0.25}, last_exit_pooler=last_exit_pooler)
     batch = tokenizer(["round trip", "another text"])
     expected = model(batch.input_ids, batch.attention_mask)
     for dtype, tolerance in ((torch.float32, 0.0), (torch.float16, 2e-2)):
@@ -216,15 +222,35 @@ def test_loading_weights_of_another_shape_is_refused(tmp_path):
         load_multi_exit(tmp_path)
 
 
-def test_tiny_assistant_run_lowers_the_loss_and_trains_every_exit(toy_teacher, tmp_path):
+def test_an_assistant_can_start_its_last_exit_as_the_teachers_own_head(toy_teacher):
+    """With last_exit "teacher" the last exit is the teacher's pooler and classifier: before any
+    training it answers exactly as the teacher; the other exits are fresh."""
+    teacher, tokenizer, _ = load_task(toy_teacher)
+    batch = tokenizer([e.text for e in toy_data().dev[:8]])
+    expected = teacher.eval()(batch.input_ids, batch.attention_mask)
+    model = assistant_of(teacher, ExitTrainConfig(last_exit="teacher")).eval()
+    assert model.last_exit_pooler == teacher.pooling == "cls"
+    assert torch.equal(model(batch.input_ids, batch.attention_mask)[-1], expected)
+    assert all(head.dense is None for head in model.exits[:-1])
+    fresh = assistant_of(teacher, ExitTrainConfig()).eval()
+    assert fresh.last_exit_pooler is None and fresh.exits[-1].dense is None
+    with pytest.raises(ValueError, match="last_exit must be one of"):
+        assistant_of(teacher, ExitTrainConfig(last_exit="pooler"))
+    with pytest.raises(ValueError, match="needs a task model's head"):
+        assistant_of(fresh, ExitTrainConfig(last_exit="teacher"))
+
+
+@pytest.mark.parametrize("last_exit", ["fresh", "teacher"])
+def test_tiny_assistant_run_lowers_the_loss_and_trains_every_exit(toy_teacher, tmp_path, last_exit):
     data = toy_data()
-    config = ExitTrainConfig(epochs=3, batch_size=16, lr=1e-2, max_length=32)
+    config = ExitTrainConfig(epochs=3, batch_size=16, lr=1e-2, max_length=32, last_exit=last_exit)
     metrics = train_multi_exit(toy_teacher, data, tmp_path / "assistant", config, progress=False)
     first, last = metrics["history"][0]["losses"], metrics["history"][-1]["losses"]
     assert sum(last) / len(last) < 0.8 * sum(first) / len(first)
     assert len(metrics["test_exit_accuracy"]) == 2
     model, tokenizer, info = load_multi_exit(tmp_path / "assistant")
     assert info.distilled_from == str(toy_teacher)
+    assert info.last_exit_pooler == ("cls" if last_exit == "teacher" else None) == model.last_exit_pooler
     logits = logits_of(model, tokenizer, data.dev)
     labels = torch.tensor([e.label for e in data.dev])
     assert (logits.argmax(-1) == labels).float().mean(1).tolist() == metrics["dev_exit_accuracy"]

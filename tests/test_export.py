@@ -75,14 +75,16 @@ def test_chained_methods_equal_the_pytorch_model_on_real_text(bundle_dir, tokeni
 
 
 def xnnpack_cases():
-    """A multi-exit model with plugins, a width-pruned one with a factorized embedding, a classifier."""
+    """A multi-exit model with plugins, a width-pruned one with a factorized embedding (its last exit
+    BERT's pooler over CLS, as an assistant started from its teacher's head), a classifier."""
     from edge_variator.encoder import Encoder, EncoderConfig
     from edge_variator.exits import MultiExitModel
     from edge_variator.task import TaskModel
 
     pruned = EncoderConfig(**{**TINY_CONFIG.to_dict(), "heads": 2, "intermediate": 24, "embedding_rank": 8})
     torch.manual_seed(0)
-    return {"multi-exit, k = 1 and 2": tiny_model(), "slender": MultiExitModel(Encoder(pruned), ["a", "b"]),
+    return {"multi-exit, k = 1 and 2": tiny_model(),
+            "slender": MultiExitModel(Encoder(pruned), ["a", "b"], last_exit_pooler="cls"),
             "classifier": TaskModel(Encoder(TINY_CONFIG), ["a", "b", "c"])}
 
 

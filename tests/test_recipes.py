@@ -310,3 +310,53 @@ def test_the_refined_quarter_ships_only_where_its_exits_gained_on_dev_on_average
         json.dumps({"dev_exit_accuracy_before": [0.74, 0.88], "dev_exit_accuracy": after}))
     expected = tmp_path / "toy" / ("refined" if kept else "quarter")
     assert train_all.slender_dir("toy") == expected
+
+
+def test_training_a_shipped_sets_slender_side_again_keeps_its_teacher_and_refuses_a_stale_quarter(
+        tmp_path, monkeypatch):
+    """--slender-again: the assistant on with today's recipe, from the shipped teacher, whose plugin
+    scores and stage times are kept, not trained again; a quarter pruned from an earlier assistant
+    is refused rather than reused."""
+    train_all = import_train_all()
+    runs, shipped = tmp_path / "runs" / "toy", tmp_path / "models" / "toy"
+    monkeypatch.setattr(train_all, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(train_all, "SHIPPED", tmp_path / "models")
+    recipe = train_all.Recipe(32, 1, 1, 1, assistant_last_exit="teacher")
+    monkeypatch.setattr(train_all, "RECIPES", {"toy": recipe})
+    monkeypatch.setattr(train_all, "load_benchmark", lambda task: task)
+    (shipped / "teacher").mkdir(parents=True)
+    (shipped / "teacher" / "metrics.json").write_text("{}")
+    (shipped / "measured.json").write_text(json.dumps({"teacher": [{"ratio": 1, "accuracy": 0.9}]}))
+    (shipped / "costs.json").write_text(json.dumps({"teacher": 10.0, "teacher plugins k=2": 5.0,
+                                                    "assistant": 7.0, "quarter": 8.0}))
+    calls = []
+
+    def stage(name):
+        def run(source, data, out, config, *rest):
+            calls.append((name, Path(source), config))
+            Path(out).mkdir(parents=True, exist_ok=True)
+            (Path(out) / "metrics.json").write_text("{}")
+            (Path(out) / "exits.json").write_text(json.dumps({"distilled_from_sha256": str(source)}))
+        return run
+
+    monkeypatch.setattr(train_all, "train_multi_exit", stage("assistant"))
+    monkeypatch.setattr(train_all, "train_slender", stage("quarter"))
+    monkeypatch.setattr(train_all, "train_plugins", lambda *args: calls.append(("plugins",)))
+    monkeypatch.setattr(train_all, "checkpoint_sha256", str)
+    monkeypatch.setattr(train_all, "to_fp16", lambda path: None)
+    monkeypatch.setattr(train_all, "refine_and_plugins", lambda *args: calls.append(("quarter plugins",)))
+    monkeypatch.setattr(train_all, "measure", lambda task, teacher: {"teacher": teacher, "quarter": 1})
+    monkeypatch.setattr(train_all, "ship", lambda task: calls.append(("ship", task)))
+    train_all.slender_again("toy", "cpu", "measure")
+    assert [call[0] for call in calls] == ["assistant", "quarter", "quarter plugins", "ship"]
+    assert calls[0][1] == runs / "teacher" and calls[0][2].last_exit == "teacher"
+    assert (runs / "teacher" / "metrics.json").is_file()  # the shipped teacher, not trained again
+    assert json.loads((runs / "measured.json").read_text()) == {"teacher": [{"ratio": 1, "accuracy": 0.9}],
+                                                                "quarter": 1}
+    assert set(json.loads((runs / "costs.json").read_text())) == {"teacher", "teacher plugins k=2",
+                                                                  "assistant", "quarter", "measure"}
+    shutil.rmtree(runs / "assistant")  # the recipe changed again: a new assistant, the old quarter stays
+    (runs / "measured.json").unlink()
+    with pytest.raises(SystemExit, match="distilled from another assistant"):
+        monkeypatch.setattr(train_all, "checkpoint_sha256", lambda path: "another")
+        train_all.slender_again("toy", "cpu", "measure")
