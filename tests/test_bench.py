@@ -177,3 +177,21 @@ def test_layer_parts_bench_prints_each_ratio():
     assert [row[0] for row in rows] == ["1", "2", "4", "8", "2", "4", "8"]
     assert all(row[-1].endswith("x") for row in rows[4:])
     assert "attention half" in result.stdout
+
+
+def test_assistant_head_bench_trains_both_last_exits_on_the_same_data(toy_teacher, tmp_path, monkeypatch):
+    import importlib.util
+
+    from conftest import toy_data
+
+    spec = importlib.util.spec_from_file_location("assistant_head", ROOT / "bench" / "assistant_head.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench, "load_benchmark", lambda task: toy_data())
+    rows = bench.run("toy", toy_teacher, 64, 1, 32, tmp_path)
+    assert [row["last_exit"] for row in rows] == ["fresh", "teacher"]
+    assert rows[0]["teacher_dev"] == rows[1]["teacher_dev"] and rows[0]["train_examples"] == 64
+    for row in rows:
+        assert row["dev_mean"] == pytest.approx(sum(row["dev_exit_accuracy"]) / len(row["dev_exit_accuracy"]))
+    assert bench.table(rows).count("\n") == 3  # a header, its rule, a row each
+    assert bench.run("toy", toy_teacher, 64, 1, 32, tmp_path) == rows  # finished runs are kept, not redone

@@ -1,0 +1,82 @@
+"""The multi-exit assistant's last exit, fresh or started as the teacher's own head, side by side.
+
+    python bench/assistant_head.py                                # 20ng: 2,000 documents, one epoch
+    python bench/assistant_head.py --task r8 --teacher models/r8/teacher --texts 1000
+
+Both runs train the same assistant (train.train_multi_exit, the same seed, data and schedule); only
+ExitTrainConfig.last_exit differs. A fresh last exit starts from chance and has to learn the teacher's
+answers back; the teacher's head (its pooler and classifier) starts at the teacher's. Prints each
+exit's dev accuracy after training and the mean over exits (what an exit stage picks its epoch by),
+and the teacher's dev accuracy beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+from edge_variator.data import load_benchmark
+from edge_variator.files import write_json
+from edge_variator.train import LAST_EXITS, ExitTrainConfig, train_multi_exit
+
+
+def run(task: str, teacher: Path, texts: int | None, epochs: int, max_length: int, work: Path) -> list[dict]:
+    data = load_benchmark(task)
+    rows = []
+    for last_exit in LAST_EXITS:
+        done = work / f"{last_exit}.json"
+        if not done.is_file():  # a finished run is kept; a stopped one resumes from its checkpoint
+            config = ExitTrainConfig(epochs=epochs, max_length=max_length, max_train=texts,
+                                     last_exit=last_exit)
+            started = time.perf_counter()
+            metrics = train_multi_exit(teacher, data, work / last_exit, config, progress=False)
+            dev = metrics["dev_exit_accuracy"]
+            write_json(done, {"last_exit": last_exit, "dev_exit_accuracy": dev,
+                              "dev_mean": sum(dev) / len(dev),
+                              "teacher_dev": metrics["quality"][0]["uncompressed_dev_accuracy"],
+                              "test_exit_accuracy": metrics["test_exit_accuracy"],
+                              "train_examples": metrics["train_examples"],
+                              "seconds": round(time.perf_counter() - started, 1)})
+        rows.append(json.loads(done.read_text()))
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    def percents(values: list[float]) -> str:
+        return " / ".join(f"{100 * value:.1f}" for value in values)
+
+    lines = ["| last exit | dev exits | dev mean | teacher dev | test exits | wall time |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['last_exit']} | {percents(row['dev_exit_accuracy'])} | "
+                     f"{100 * row['dev_mean']:.2f} | {100 * row['teacher_dev']:.2f} | "
+                     f"{percents(row['test_exit_accuracy'])} | {row['seconds']:.0f} s |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--task", default="20ng")
+    parser.add_argument("--teacher", type=Path, default=Path("models/20ng/teacher"))
+    parser.add_argument("--texts", type=int, default=2000, help="a seeded subset of the training split")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="where the assistants train (default: runs/assistant_head/<task>); rerunning "
+                        "the same command continues there, and it is removed at the end")
+    args = parser.parse_args()
+    work = args.work or Path("runs/assistant_head") / args.task
+    rows = run(args.task, args.teacher, args.texts, args.epochs, args.max_length, work)
+    print(table(rows))
+    if args.out:
+        write_json(args.out, rows)
+    shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()
