@@ -15,11 +15,16 @@ vector (no scores, no weighted sum), with its restore replaced by the bare broad
 and with both (the core: the FFN on n/k rows, residual and LayerNorm). Their differences to the
 whole FFN half are what the merge and the adapter cost; the core gives the layer's ratio to k = 1
 if the plugin's work were free, a floor no faster merge or restore can go under.
+
+And each half with the model's own LayerNorm in place of MatmulLayerNorm: a native_layer_norm that
+XNNPACK leaves to the runtime's optimized kernel (one vectorized op, but a delegate island of its
+own), against the matmul form's passes inside XNNPACK.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import tempfile
@@ -77,6 +82,13 @@ WITHOUT = {"no_merge": {"merge": first_of_window}, "no_adapter": {"restore": bar
            "core": {"merge": first_of_window, "restore": bare_broadcast}}
 
 
+def with_native_norms(layer: XnnpackLayer, own: nn.Module) -> XnnpackLayer:
+    """`layer` (weights shared) with `own` layer's nn.LayerNorms in place of its MatmulLayerNorms."""
+    native = copy.copy(layer)
+    native._modules = {**layer._modules, "attention_norm": own.attention_norm, "ffn_norm": own.ffn_norm}
+    return native
+
+
 def export_without(name: str, module: nn.Module, steps: dict, hidden: int):
     with ExitStack() as stack:
         for step, function in steps.items():
@@ -99,6 +111,12 @@ def main() -> None:
     # export_piece names the inputs by method name: anything but "embed" takes (hidden, mask)
     programs = {name: export_piece(name, module.eval(), config.hidden, MAX_LENGTH)
                 for name, module in modules.items()}
+    own = model.encoder.layers[0]
+    natives = {"attention_native_norm": Half(with_native_norms(every["layer_0_k1"], own), "attention_half")}
+    for k in (1, RATIOS[-1]):
+        natives[f"ffn_k{k}_native_norm"] = Half(with_native_norms(every[f"layer_0_k{k}"], own), "ffn_half")
+    programs.update({name: export_piece(name, module.eval(), config.hidden, MAX_LENGTH)
+                     for name, module in natives.items()})
     for k in RATIOS:
         for variant, steps in WITHOUT.items():
             name = f"ffn_k{k}_{variant}"
@@ -139,6 +157,10 @@ def main() -> None:
                 merge, adapter = ms[ffn] - ms[f"{ffn}_no_merge"], ms[ffn] - ms[f"{ffn}_no_adapter"]
                 print(f"  {k}   {merge:5.3f} {adapter:9.3f} {ms[f'{ffn}_core']:6.3f} {free:11.2f} "
                       f"{free / analytic[k]:13.2f}x")
+            print("  LayerNorm as the runtime's own kernel (outside XNNPACK) against MatmulLayerNorm, ms:")
+            for half in ("attention", "ffn_k1", f"ffn_k{RATIOS[-1]}"):
+                print(f"  {half:10s} {ms[f'{half}_native_norm']:.3f} against {ms[half]:.3f} "
+                      f"({ms[f'{half}_native_norm'] / ms[half]:.2f}x)")
 
 
 if __name__ == "__main__":

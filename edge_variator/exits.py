@@ -202,11 +202,17 @@ class ExitsInfo:
     thresholds: dict[str, float] = field(default_factory=dict)  # "drop_1.0" -> threshold
 
 
+# No exit reads the encoder's own pooler (a task model's head; the last exit has its own copy when it
+# starts as the teacher's): checkpoints leave it out, and loading skips it where an older one has it.
+UNUSED = "encoder.pooler."
+
+
 def save_multi_exit(model: MultiExitModel, tokenizer: Tokenizer, info: ExitsInfo, out_dir: str | Path,
                     dtype: torch.dtype = torch.float32, extra_files: dict[str, dict] | None = None) -> None:
     """Write a multi-exit checkpoint atomically; fp16 halves the file (the shipped default)."""
     with atomic_directory(out_dir) as tmp:
-        state = {name: tensor.detach().to(dtype).contiguous() for name, tensor in model.state_dict().items()}
+        state = {name: tensor.detach().to(dtype).contiguous() for name, tensor in model.state_dict().items()
+                 if not name.startswith(UNUSED)}
         save_file(state, tmp / "model.safetensors")
         write_json(tmp / "encoder.json", model.encoder.config.to_dict())
         write_json(tmp / "exits.json", asdict(info))
@@ -247,8 +253,9 @@ def load_multi_exit(path: str | Path) -> tuple[MultiExitModel, Tokenizer, ExitsI
     config = EncoderConfig(**json.loads((path / "encoder.json").read_text()))
     model = MultiExitModel(Encoder(config), info.labels, pooling=info.pooling,
                            last_exit_pooler=info.last_exit_pooler)
-    weights = load_file(path / "model.safetensors")
-    expected = model.state_dict()
+    weights = {name: tensor for name, tensor in load_file(path / "model.safetensors").items()
+               if not name.startswith(UNUSED)}
+    expected = {name: tensor for name, tensor in model.state_dict().items() if not name.startswith(UNUSED)}
     for name, tensor in weights.items():
         if name not in expected or expected[name].shape != tensor.shape:
             raise ModelLoadError(f"{path}/model.safetensors: {name} {tuple(tensor.shape)} does not fit "
@@ -256,6 +263,6 @@ def load_multi_exit(path: str | Path) -> tuple[MultiExitModel, Tokenizer, ExitsI
     missing = set(expected) - set(weights)
     if missing:
         raise ModelLoadError(f"{path}/model.safetensors lacks {sorted(missing)[:3]}")
-    model.load_state_dict({name: tensor.float() for name, tensor in weights.items()})
+    model.load_state_dict({name: tensor.float() for name, tensor in weights.items()}, strict=False)
     return model.eval(), Tokenizer(path, info.max_length), info
 

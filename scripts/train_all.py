@@ -14,6 +14,7 @@ Per set (runs/full/<task>/):
   teacher/plugins   k = 2, 4, 8 on the frozen teacher: layer-wise fit, then one end-to-end epoch,
                     against the teacher's hidden states cached once for all three ratios
   assistant         the multi-exit teacher assistant (full width), from the teacher's cached logits
+                    (20ng: its last exit starts as the teacher's own head, pooler and classifier)
   quarter           the COST-EFF slender model (3 of 12 heads, 384 of 1536 neurons, embedding
                     rank 64), fp16, with its own k = 2, 4, 8 plugins, calibrated on dev
   refined           (20ng) the quarter's exits distilled once more from the teacher's logits, where

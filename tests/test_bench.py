@@ -177,6 +177,8 @@ def test_layer_parts_bench_prints_each_ratio():
     assert [row[0] for row in rows] == ["1", "2", "4", "8", "2", "4", "8"]
     assert all(row[-1].endswith("x") for row in rows[4:])
     assert "attention half" in result.stdout
+    native = [line.split() for line in result.stdout.splitlines() if " against " in line]
+    assert [row[0] for row in native] == ["attention", "ffn_k1", "ffn_k8"]
 
 
 def test_assistant_head_bench_trains_both_last_exits_on_the_same_data(toy_teacher, tmp_path, monkeypatch):
