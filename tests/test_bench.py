@@ -177,7 +177,7 @@ def test_layer_parts_bench_prints_each_ratio():
     assert [row[0] for row in rows] == ["1", "2", "4", "8", "2", "4", "8"]
     assert all(row[-1].endswith("x") for row in rows[4:])
     assert "attention half" in result.stdout
-    native = [line.split() for line in result.stdout.splitlines() if " against " in line]
+    native = [line.split() for line in result.stdout.splitlines() if line.endswith("x)")]
     assert [row[0] for row in native] == ["attention", "ffn_k1", "ffn_k8"]
 
 
