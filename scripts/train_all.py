@@ -96,8 +96,8 @@ RECIPES = {
     "r8": Recipe(256, 5, 2, 6),
     # 20ng's assistant with fresh exits reached 87.1% dev at its last exit against the teacher's 90.7,
     # and capped the quarter (80.85% test against 84.80). Its last exit now starts as the teacher's own
-    # head (pooler + classifier): on 2,000 documents for one epoch it kept 88.0% dev where a fresh one
-    # reached 72.6
+    # head (pooler + classifier): 89.4% dev and 82.97% test at the last exit (fresh: 87.1 / 80.89), the
+    # early exits as before
     "20ng": Recipe(256, 4, 2, 6, refine_epochs=3, assistant_last_exit="teacher"),
 }
 QUARTER = {"heads": 3, "neurons": 384, "embedding_rank": 64}
