@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -209,7 +209,9 @@ UNUSED = "encoder.pooler."
 
 def save_multi_exit(model: MultiExitModel, tokenizer: Tokenizer, info: ExitsInfo, out_dir: str | Path,
                     dtype: torch.dtype = torch.float32, extra_files: dict[str, dict] | None = None) -> None:
-    """Write a multi-exit checkpoint atomically; fp16 halves the file (the shipped default)."""
+    """Write a multi-exit checkpoint atomically; fp16 halves the file (the shipped default). What its
+    last exit is comes from the model, whatever `info` says, so the checkpoint always loads."""
+    info = replace(info, last_exit_pooler=model.last_exit_pooler)
     with atomic_directory(out_dir) as tmp:
         state = {name: tensor.detach().to(dtype).contiguous() for name, tensor in model.state_dict().items()
                  if not name.startswith(UNUSED)}

@@ -783,8 +783,7 @@ def train_multi_exit(teacher: str | Path, data: TaskData, out_dir: str | Path, c
     for parameter in model.parameters():
         parameter.requires_grad_(True)
     exits_info = ExitsInfo(data.labels, config.max_length, pooling=config.pooling,
-                           last_exit_pooler=model.last_exit_pooler, distilled_from=str(teacher),
-                           distilled_from_sha256=checkpoint_sha256(teacher))
+                           distilled_from=str(teacher), distilled_from_sha256=checkpoint_sha256(teacher))
     model.to(_distributed(config)[2])
     started = time.perf_counter()
     reference = evaluate(teacher_model, tokenizer, data.dev)["accuracy"]  # before training moves its encoder

@@ -146,11 +146,13 @@ def toy_teacher(tiny_bert_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def toy_assistant(toy_teacher, tmp_path_factory) -> Path:
-    """A one-epoch multi-exit assistant of the toy teacher, for the stages that read it (not change it)."""
+    """A one-epoch multi-exit assistant of the toy teacher, for the stages that read it (not change it).
+    Its last exit starts as the teacher's head, as 20ng's recipe does: the slender stages that prune,
+    save, resume and refine it keep that head (the plain exit is the tiny bundle model's first)."""
     from edge_variator.train import ExitTrainConfig, train_multi_exit
 
     out = tmp_path_factory.mktemp("toy_assistant") / "assistant"
-    config = ExitTrainConfig(epochs=1, batch_size=16, lr=1e-2, max_length=32)
+    config = ExitTrainConfig(epochs=1, batch_size=16, lr=1e-2, max_length=32, last_exit="teacher")
     train_multi_exit(toy_teacher, toy_data(), out, config, progress=False)
     return out
 

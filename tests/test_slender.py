@@ -169,6 +169,7 @@ def test_distilling_between_prune_steps_recovers_each_width_before_the_next(toy_
         assert epochs[-1]["train_loss"] < 0.8 * epochs[0]["train_loss"], epochs
     model = load_multi_exit(tmp_path / "slender")[0]
     assert (model.encoder.config.heads, model.encoder.config.intermediate) == (1, 16)
+    assert model.last_exit_pooler == "cls" and model.exits[-1].dense is not None  # the assistant's, kept
     assert not (tmp_path / "slender.resume").exists()
 
 
