@@ -24,7 +24,6 @@ own), against the matmul form's passes inside XNNPACK.
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
 import sys
 import tempfile
@@ -82,10 +81,10 @@ WITHOUT = {"no_merge": {"merge": first_of_window}, "no_adapter": {"restore": bar
            "core": {"merge": first_of_window, "restore": bare_broadcast}}
 
 
-def with_native_norms(layer: XnnpackLayer, own: nn.Module) -> XnnpackLayer:
-    """`layer` (weights shared) with `own` layer's nn.LayerNorms in place of its MatmulLayerNorms."""
-    native = copy.copy(layer)
-    native._modules = {**layer._modules, "attention_norm": own.attention_norm, "ffn_norm": own.ffn_norm}
+def with_native_norms(own: nn.Module, ratio: int) -> XnnpackLayer:
+    """XnnpackLayer of `own` (weights shared) with its own nn.LayerNorms in place of MatmulLayerNorms."""
+    native = XnnpackLayer(own, ratio)
+    native.attention_norm, native.ffn_norm = own.attention_norm, own.ffn_norm
     return native
 
 
@@ -112,9 +111,9 @@ def main() -> None:
     programs = {name: export_piece(name, module.eval(), config.hidden, MAX_LENGTH)
                 for name, module in modules.items()}
     own = model.encoder.layers[0]
-    natives = {"attention_native_norm": Half(with_native_norms(every["layer_0_k1"], own), "attention_half")}
+    natives = {"attention_native_norm": Half(with_native_norms(own, 1), "attention_half")}
     for k in (1, RATIOS[-1]):
-        natives[f"ffn_k{k}_native_norm"] = Half(with_native_norms(every[f"layer_0_k{k}"], own), "ffn_half")
+        natives[f"ffn_k{k}_native_norm"] = Half(with_native_norms(own, k), "ffn_half")
     programs.update({name: export_piece(name, module.eval(), config.hidden, MAX_LENGTH)
                      for name, module in natives.items()})
     for k in RATIOS:

@@ -776,9 +776,9 @@ def train_multi_exit(teacher: str | Path, data: TaskData, out_dir: str | Path, c
     """The multi-exit teacher assistant: the teacher's encoder, full width, an exit after every
     layer, every exit distilled from the teacher's logits plus the labels (all weights train)."""
     teacher_model, tokenizer = _seeded_source(teacher, data, config)
+    model = assistant_of(teacher_model, config)  # refuses a bad last_exit before the teacher's logits
     train = subsample(data.train, config)
     targets = logits_of(teacher_model, tokenizer, train)
-    model = assistant_of(teacher_model, config)
     from_teacher = model.last_exit_pooler is not None
     for parameter in model.parameters():
         parameter.requires_grad_(True)

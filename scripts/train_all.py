@@ -201,9 +201,7 @@ def train(task: str, device: str, max_train: int | None = None, stop_after: str 
     root = RUNS / task
     restore_unfinished(task)
     costs = Costs(root / "costs.json")
-    shipped_teacher = SHIPPED / task / "teacher"
-    if (shipped_teacher / "metrics.json").is_file() and not (root / "teacher" / "metrics.json").is_file():
-        shutil.copytree(shipped_teacher, root / "teacher", dirs_exist_ok=True)  # a fresh machine continues
+    restore_shipped_teacher(task)
     if recipe.teacher_epochs:
         config = FinetuneConfig(method="lora", epochs=recipe.teacher_epochs, max_length=recipe.max_length,
                                 pooling=recipe.teacher_pooling, device=device, max_train=max_train)
@@ -306,8 +304,7 @@ def slender_again(task: str, device: str, stop_after: str) -> None:
         costs = json.loads((shipped / "costs.json").read_text())
         teacher_stages = {stage: t for stage, t in costs.items() if stage.startswith("teacher")}
         write_json(root / "costs.json", teacher_stages)
-    if RECIPES[task].teacher_epochs and not (root / "teacher" / "metrics.json").is_file():
-        shutil.copytree(shipped / "teacher", root / "teacher")
+    restore_shipped_teacher(task)
     data, costs = load_benchmark(task), Costs(root / "costs.json")
     slender_stages(task, data, device, None, costs, stop_after, lambda: measured["teacher"])
     if stop_after == "measure":
@@ -417,6 +414,13 @@ def restore_unfinished(task: str) -> None:
     source, root = SHIPPED / task / UNFINISHED, RUNS / task
     if source.is_dir() and not root.exists():
         shutil.copytree(source, root)
+
+
+def restore_shipped_teacher(task: str) -> None:
+    """models/<task>/teacher/ into runs/, where runs/ lacks a finished one: a fresh machine continues."""
+    shipped, root = SHIPPED / task / "teacher", RUNS / task / "teacher"
+    if (shipped / "metrics.json").is_file() and not (root / "metrics.json").is_file():
+        shutil.copytree(shipped, root, dirs_exist_ok=True)
 
 
 def ship_teacher(task: str) -> None:
