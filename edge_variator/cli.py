@@ -121,7 +121,8 @@ def cmd_slender_train(args: argparse.Namespace) -> None:
         widths = pick(args, ("heads", "neurons", "embedding_rank", "prune_steps", "repr_epochs"))
         metrics = train.train_slender(source, task, args.out, train.SlenderConfig(**loop, **widths))
     else:  # a fine-tuned teacher: train the full-width multi-exit assistant
-        config = train.ExitTrainConfig(**loop, pooling=args.pooling, last_exit=args.last_exit)
+        config = train.ExitTrainConfig(**loop, pooling=args.pooling, last_exit=args.last_exit,
+                                       warm_exits_epochs=args.warm_exits_epochs)
         metrics = train.train_multi_exit(source, task, args.out, config)
     print(train.exit_summary(metrics, args.out))
 
@@ -324,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     slender_train.add_argument("--last-exit", choices=train.LAST_EXITS, default="fresh",
                                help="the assistant's last exit: fresh like the others, or the teacher's own "
                                "head (pooler and classifier), which starts at the teacher's accuracy")
+    slender_train.add_argument("--warm-exits-epochs", type=int, default=0,
+                               help="the assistant's fresh exits first train alone this many epochs, on the "
+                               "frozen teacher's cached states, before the joint stage")
     slender_eval = command(slender, "eval", cmd_slender_eval, "per-exit accuracy and early exit", True,
                            split=True)
     slender_eval.add_argument("checkpoint")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -22,7 +23,7 @@ from edge_variator.exits import (
 from edge_variator.metrics import classification_metrics
 from edge_variator.plugins import PluginSet, attach, available_ratios, cost_arguments, saved_ratios, set_ratio
 from edge_variator.task import TaskModel, checkpoint_sha256, load_task
-from edge_variator.tokenizer import Tokenizer
+from edge_variator.tokenizer import Batch, Tokenizer
 
 QUALITY_LOSS_POINTS = 2.0  # dev points a compressed model may lose to the uncompressed one unflagged
 
@@ -84,21 +85,40 @@ def logits_of(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, examples:
               batch_size: int = 64) -> torch.Tensor:
     """The model's logits for every example, batched by similar length (little padding), in input
     order: (examples, labels) from a classifier, (exits, examples, labels) from a multi-exit model."""
+    return _in_input_order(model, tokenizer, examples, batch_size,
+                           lambda batch: model(batch.input_ids, batch.attention_mask, batch.token_type_ids))
+
+
+def exit_inputs(model: MultiExitModel, tokenizer: Tokenizer, examples: list[Example],
+                batch_size: int = 64) -> torch.Tensor:
+    """(exits, examples, d): what each exit reads of its layer (ExitHead.pool), for every example."""
+    def pooled(batch: Batch) -> torch.Tensor:
+        states = model.forward_all(batch.input_ids, batch.attention_mask, batch.token_type_ids)[0]
+        return torch.stack([head.pool(hidden, batch.attention_mask)
+                            for head, hidden in zip(model.exits, states[1:], strict=True)])
+    return _in_input_order(model, tokenizer, examples, batch_size, pooled)
+
+
+def _in_input_order(model: torch.nn.Module, tokenizer: Tokenizer, examples: list[Example], batch_size: int,
+                    run: Callable[[Batch], torch.Tensor]) -> torch.Tensor:
+    """`run` on batches of similar length (little padding), its (..., batch, last) outputs put back in
+    input order as (..., examples, last); eval mode, no gradients."""
     model.eval()
     device = next(model.parameters()).device
     texts = [e.text for e in examples]
     pairs = [e.text_pair for e in examples] if examples and examples[0].text_pair else None
     lengths = tokenizer.token_lengths(texts, pairs)
     order = sorted(range(len(texts)), key=lengths.__getitem__)
-    logits = None
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        batch = tokenizer([texts[i] for i in chunk], [pairs[i] for i in chunk] if pairs else None).to(device)
-        out = model(batch.input_ids, batch.attention_mask, batch.token_type_ids).float().cpu()
-        if logits is None:
-            logits = torch.empty(*out.shape[:-2], len(texts), out.shape[-1])
-        logits[..., chunk, :] = out
-    return logits
+    outputs = None
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            batch = tokenizer([texts[i] for i in chunk], [pairs[i] for i in chunk] if pairs else None)
+            out = run(batch.to(device)).float().cpu()
+            if outputs is None:
+                outputs = torch.empty(*out.shape[:-2], len(texts), out.shape[-1])
+            outputs[..., chunk, :] = out
+    return outputs
 
 
 def evaluate(model: TaskModel | MultiExitModel, tokenizer: Tokenizer, examples: list[Example]

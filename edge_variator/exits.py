@@ -51,7 +51,13 @@ class ExitHead(nn.Module):
         self.classifier = nn.Linear(hidden, num_labels)
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        pooled = hidden[:, 0] if self.pooling == "cls" else mean_over_tokens(hidden, attention_mask)
+        return self.classify(self.pool(hidden, attention_mask))
+
+    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(batch, n, d) -> (batch, d): what the exit reads of its layer."""
+        return hidden[:, 0] if self.pooling == "cls" else mean_over_tokens(hidden, attention_mask)
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
         if self.dense is not None:
             pooled = self.dense(pooled)
         return self.classifier(self.dropout(torch.tanh(pooled)))

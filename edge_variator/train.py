@@ -30,7 +30,7 @@ from tqdm import tqdm
 from edge_variator.cost import parameter_count
 from edge_variator.data import Example, TaskData
 from edge_variator.encoder import additive_mask, backbone_sha256, default_model_dir, load_encoder
-from edge_variator.evaluation import compare_quality, evaluate, evaluate_exits, logits_of
+from edge_variator.evaluation import compare_quality, evaluate, evaluate_exits, exit_inputs, logits_of
 from edge_variator.exits import ExitsInfo, MultiExitModel, is_multi_exit, load_multi_exit, save_multi_exit
 from edge_variator.files import write_bytes, write_json
 from edge_variator.plugins import PluginMismatchError, PluginSet, attach, set_ratio
@@ -692,6 +692,10 @@ class ExitTrainConfig(LoopConfig):
     # the assistant's last exit: "fresh" like the others, or "teacher": the teacher's own head (its
     # pooler and classifier), trained at the encoder's rate; it starts at the teacher's accuracy
     last_exit: str = "fresh"
+    # the assistant's fresh exits first learn alone, this many epochs over the frozen teacher's
+    # pooled states (one forward pass, cached), so the joint stage does not start from their random
+    # heads' large gradients through the encoder
+    warm_exits_epochs: int = 0
 
 
 @dataclass
@@ -754,6 +758,31 @@ def _train_exits_stage(model: MultiExitModel, tokenizer: Tokenizer, data: TaskDa
     return history
 
 
+def warm_exits(exits: torch.nn.ModuleList, inputs: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor,
+               config: ExitTrainConfig) -> list[float]:
+    """Train `exits` (the first len(exits) of a model's) on cached `inputs` (exits or more, examples,
+    d: what each reads, evaluation.exit_inputs) against the teacher's `targets` and the labels, with
+    the joint stage's loss, at config.exit_lr for config.warm_exits_epochs: heads alone, no encoder
+    pass. Returns the mean loss of each epoch."""
+    exits.train()
+    device = next(exits.parameters()).device
+    optimizer = torch.optim.AdamW(exits.parameters(), lr=config.exit_lr, weight_decay=config.weight_decay)
+    order = torch.Generator().manual_seed(config.seed)
+    losses = []
+    for _ in range(config.warm_exits_epochs):
+        epoch = []
+        for batch in torch.randperm(len(labels), generator=order).split(config.batch_size):
+            logits = torch.stack([head.classify(inputs[i, batch].to(device)) for i, head in enumerate(exits)])
+            loss = exit_distillation_loss(logits, targets[..., batch, :].to(device), labels[batch].to(device),
+                                          config)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            epoch.append(loss.item())
+        losses.append(sum(epoch) / len(epoch))
+    return losses
+
+
 def assistant_of(teacher: TaskModel | MultiExitModel, config: ExitTrainConfig) -> MultiExitModel:
     """The teacher's encoder (shared, not copied) with a fresh exit after every layer; with
     config.last_exit "teacher" the last one is the teacher's own head, so it answers as the teacher."""
@@ -788,6 +817,9 @@ def train_multi_exit(teacher: str | Path, data: TaskData, out_dir: str | Path, c
     started = time.perf_counter()
     reference = evaluate(teacher_model, tokenizer, data.dev)["accuracy"]  # before training moves its encoder
     fresh = model.exits[:-1] if from_teacher else model.exits  # the teacher's head is trained already
+    if config.warm_exits_epochs and not (resume_dir(out_dir) / "exits.pt").is_file():  # else resumed below
+        warm_exits(fresh, exit_inputs(model, tokenizer, train), targets,
+                   torch.tensor([e.label for e in train]), config)
     history = _train_exits_stage(model, tokenizer, data, train, targets, config, Path(out_dir), exits_info,
                                  config.lr or 5e-5, progress, resume_dir(out_dir) / "exits.pt",
                                  fast=list(fresh.parameters()))

@@ -16,7 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from edge_variator.cost import encoder_flops
 from edge_variator.encoder import Encoder, EncoderConfig, ModelLoadError, additive_mask
-from edge_variator.evaluation import logits_of
+from edge_variator.evaluation import exit_inputs, logits_of
 from edge_variator.exits import (
     ExitsInfo,
     MultiExitModel,
@@ -31,7 +31,13 @@ from edge_variator.export.reference import TorchRunner
 from edge_variator.runtime.policy import Decision
 from edge_variator.task import load_task
 from edge_variator.tokenizer import Tokenizer
-from edge_variator.train import ExitTrainConfig, assistant_of, train_multi_exit
+from edge_variator.train import (
+    ExitTrainConfig,
+    assistant_of,
+    exit_distillation_loss,
+    train_multi_exit,
+    warm_exits,
+)
 
 CONFIG = EncoderConfig(vocab_size=30522, hidden=32, layers=4, heads=4, intermediate=64, max_positions=64)
 
@@ -260,3 +266,41 @@ def test_tiny_assistant_run_lowers_the_loss_and_trains_every_exit(toy_teacher, t
     logits = logits_of(model, tokenizer, data.dev)
     labels = torch.tensor([e.label for e in data.dev])
     assert (logits.argmax(-1) == labels).float().mean(1).tolist() == metrics["dev_exit_accuracy"]
+
+
+def test_warm_exits_fit_the_fresh_heads_alone_on_the_frozen_teachers_states(toy_teacher):
+    """The warm-up trains the fresh exits on cached pooled states (exit_inputs: what each head reads,
+    equal to pooling the encoder's states), lowers their loss, and moves neither the encoder nor the
+    teacher's head."""
+    teacher, tokenizer, _ = load_task(toy_teacher)
+    data = toy_data()
+    config = ExitTrainConfig(last_exit="teacher", warm_exits_epochs=4, batch_size=16, max_length=32, exit_lr=1e-2)
+    model = assistant_of(teacher, config)
+    inputs = exit_inputs(model, tokenizer, data.train)
+    batch = tokenizer([e.text for e in data.train[:5]])
+    states = model.forward_all(batch.input_ids, batch.attention_mask)[0]
+    assert torch.allclose(inputs[1, :5], model.exits[1].pool(states[2], batch.attention_mask), atol=1e-5)
+    targets, labels = logits_of(teacher, tokenizer, data.train), torch.tensor([e.label for e in data.train])
+    def head_loss() -> float:
+        with torch.no_grad():
+            return exit_distillation_loss(model.exits[0].eval().classify(inputs[0])[None], targets, labels,
+                                          config).item()
+
+    before, untrained = {name: tensor.clone() for name, tensor in model.state_dict().items()}, head_loss()
+    losses = warm_exits(model.exits[:-1], inputs, targets, labels, config)
+    assert len(losses) == 4 and losses == sorted(losses, reverse=True)
+    assert head_loss() < 0.8 * untrained
+    after = model.state_dict()
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed == {"exits.0.classifier.weight", "exits.0.classifier.bias"}
+
+
+def test_warm_exits_start_the_joint_stage_nearer_the_teacher(toy_teacher, tmp_path):
+    data = toy_data()
+    config = ExitTrainConfig(epochs=1, batch_size=16, lr=1e-2, max_length=32, last_exit="teacher",
+                             warm_exits_epochs=3)
+    warm = train_multi_exit(toy_teacher, data, tmp_path / "warm", config, progress=False)
+    cold = train_multi_exit(toy_teacher, data, tmp_path / "cold", replace(config, warm_exits_epochs=0),
+                            progress=False)
+    assert sum(warm["history"][0]["losses"][:3]) < sum(cold["history"][0]["losses"][:3])
+    assert warm["config"]["warm_exits_epochs"] == 3

@@ -102,10 +102,14 @@ STAGE_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
 from conftest import toy_data
-from edge_variator.train import (FinetuneConfig, PluginTrainConfig, SlenderConfig, finetune, train_plugins,
-                                 train_slender)
+from edge_variator.train import (ExitTrainConfig, FinetuneConfig, PluginTrainConfig, SlenderConfig, finetune,
+                                 train_multi_exit, train_plugins, train_slender)
 stage, out, source = sys.argv[1:4]
-if stage == "finetune":
+if stage == "assistant":  # source: a teacher
+    config = ExitTrainConfig(epochs=2, batch_size=16, lr=1e-2, max_length=32, last_exit="teacher",
+                             warm_exits_epochs=2, checkpoint_seconds=0)
+    train_multi_exit(source, toy_data(), out, config, progress=False)
+elif stage == "finetune":
     config = FinetuneConfig(method="full", epochs=3, batch_size=16, lr=3e-3, max_length=32,
                             checkpoint_seconds=0)
     finetune(toy_data(train=256), out, config, model_dir=source, progress=False)
@@ -141,11 +145,12 @@ def kill_midway(stage: str, out: Path, source: Path, checkpoint: str) -> None:
 
 
 @pytest.mark.parametrize(("stage", "checkpoint"), [("finetune", "finetune.pt"), ("plugins", "layer1.pt"),
-                                                   ("slender", "between-2.pt")])
+                                                   ("slender", "between-2.pt"), ("assistant", "exits.pt")])
 def test_a_stage_killed_midway_resumes_to_the_uninterrupted_result(stage, checkpoint, tiny_bert_dir,
                                                                    toy_teacher, request, tmp_path):
-    """The slender stage is killed in its second width's recovery, after the first width was saved."""
-    source = {"finetune": tiny_bert_dir, "plugins": toy_teacher}.get(stage)
+    """The slender stage is killed in its second width's recovery, after the first width was saved; the
+    assistant after its warm exits, which the resumed run takes from the checkpoint."""
+    source = {"finetune": tiny_bert_dir, "plugins": toy_teacher, "assistant": toy_teacher}.get(stage)
     source = source or request.getfixturevalue("toy_assistant")
     run_stage(stage, tmp_path / "whole", source)
     kill_midway(stage, tmp_path / "resumed", source, checkpoint)
