@@ -78,6 +78,7 @@ class Recipe:
     refine_epochs: int = 0  # the quarter's exits from the teacher's logits after it (0: no refine stage)
     between_epochs: int = 0  # the quarter: hidden-state distillation at each width before the last
     assistant_last_exit: str = "fresh"  # "teacher": the assistant's last exit starts as the teacher's head
+    assistant_warm_exits: int = 0  # epochs the assistant's fresh exits first train alone, on the teacher
 
 
 RECIPES = {
@@ -228,7 +229,8 @@ def slender_stages(task: str, data, device: str, max_train: int | None, costs: C
     teacher's test scores at every ratio for measured.json, when the measure stage runs."""
     recipe, root = RECIPES[task], RUNS / task
     config = ExitTrainConfig(epochs=recipe.assistant_epochs, max_length=recipe.max_length, device=device,
-                             max_train=max_train, last_exit=recipe.assistant_last_exit)
+                             max_train=max_train, last_exit=recipe.assistant_last_exit,
+                             warm_exits_epochs=recipe.assistant_warm_exits)
     costs.timed("assistant", root / "assistant" / "metrics.json",
                 lambda: train_multi_exit(teacher_dir(task), data, root / "assistant", config))
     if stop_after == "assistant":

@@ -274,7 +274,8 @@ def test_warm_exits_fit_the_fresh_heads_alone_on_the_frozen_teachers_states(toy_
     teacher's head."""
     teacher, tokenizer, _ = load_task(toy_teacher)
     data = toy_data()
-    config = ExitTrainConfig(last_exit="teacher", warm_exits_epochs=4, batch_size=16, max_length=32, exit_lr=1e-2)
+    config = ExitTrainConfig(last_exit="teacher", warm_exits_epochs=4, batch_size=16, max_length=32,
+                             exit_lr=1e-2)
     model = assistant_of(teacher, config)
     inputs = exit_inputs(model, tokenizer, data.train)
     batch = tokenizer([e.text for e in data.train[:5]])
