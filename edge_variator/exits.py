@@ -94,6 +94,9 @@ class MultiExitModel(nn.Module):
         self.exits.append(ExitHead(hidden, count, dropout, last_exit_pooler or pooling,
                                    dense=last_exit_pooler is not None))
         self.rescale_gradients = True  # while training; see forward_all
+        # while training, the share of the early exits' gradients that reaches the encoder (the last
+        # exit's always does): below 1 they pull less on the layers the last exit reads
+        self.early_exit_gradient = 1.0
 
     def forward_all(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                     token_type_ids: torch.Tensor | None = None
@@ -108,7 +111,8 @@ class MultiExitModel(nn.Module):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         layers = len(self.encoder.layers)
-        rescale = self.training and self.rescale_gradients and torch.is_grad_enabled()
+        training = self.training and torch.is_grad_enabled()
+        rescale = training and self.rescale_gradients
         hidden = self.encoder.embeddings(input_ids, token_type_ids)
         mask = additive_mask(attention_mask, hidden.dtype)
         states, logits = [hidden], []
@@ -117,7 +121,11 @@ class MultiExitModel(nn.Module):
             if rescale:
                 hidden = _RescaleGradient.apply(hidden, 1.0 / (layers - index))
             states.append(hidden)
-            logits.append(head(hidden, attention_mask))
+            read = hidden
+            if training and index < layers - 1 and self.early_exit_gradient != 1.0:
+                read = (hidden.detach() if self.early_exit_gradient == 0
+                        else _RescaleGradient.apply(hidden, self.early_exit_gradient))
+            logits.append(head(read, attention_mask))
             if rescale and index < layers - 1:
                 hidden = _RescaleGradient.apply(hidden, float(layers - index - 1))
         return tuple(states), torch.stack(logits)

@@ -696,6 +696,8 @@ class ExitTrainConfig(LoopConfig):
     # pooled states (one forward pass, cached), so the joint stage does not start from their random
     # heads' large gradients through the encoder
     warm_exits_epochs: int = 0
+    # the share of the early exits' gradients that reaches the encoder (MultiExitModel.early_exit_gradient)
+    early_exit_gradient: float = 1.0
 
 
 @dataclass
@@ -740,6 +742,9 @@ def _train_exits_stage(model: MultiExitModel, tokenizer: Tokenizer, data: TaskDa
     once rather than once per epoch); keeps the best mean dev accuracy over exits in out_dir.
     `fast` (default: every exit's parameters) train at config.exit_lr, the rest at `lr`."""
     history: list[dict] = []
+    if not 0 <= config.early_exit_gradient <= 1:
+        raise ValueError(f"early_exit_gradient is a share, from 0 to 1, not {config.early_exit_gradient}")
+    model.early_exit_gradient = config.early_exit_gradient
 
     def batch_loss(batch: Batch, labels: torch.Tensor, indices: list[int]) -> torch.Tensor:
         logits = model(batch.input_ids, batch.attention_mask, batch.token_type_ids)

@@ -197,7 +197,10 @@ def test_assistant_head_bench_trains_both_last_exits_on_the_same_data(toy_teache
         assert row["dev_mean"] == pytest.approx(sum(row["dev_exit_accuracy"]) / len(row["dev_exit_accuracy"]))
     assert bench.table(rows).count("\n") == 3  # a header, its rule, a row each
     assert bench.run("toy", toy_teacher, 64, 1, 32, tmp_path) == rows  # finished runs are kept, not redone
-    assert bench.parse_variant("teacher:3") == ("teacher", 3) and bench.parse_variant("fresh") == ("fresh", 0)
-    for bad in ("pooler", "teacher:x"):
+    assert bench.parse_variant("teacher:3") == {"last_exit": "teacher", "warm_exits_epochs": 3,
+                                                "early_exit_gradient": 1.0}
+    assert bench.parse_variant("fresh:0:0.25") == {"last_exit": "fresh", "warm_exits_epochs": 0,
+                                                   "early_exit_gradient": 0.25}
+    for bad in ("pooler", "teacher:x", "teacher:1:2", "teacher:1:0.5:3"):
         with pytest.raises(ValueError, match="a variant is"):
             bench.parse_variant(bad)

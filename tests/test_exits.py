@@ -182,6 +182,34 @@ def test_gradient_rescaling_shrinks_what_an_early_exit_sends_back():
         assert torch.equal(model.forward_all(ids, torch.ones_like(ids))[1], model(ids, torch.ones_like(ids)))
 
 
+def test_the_early_exits_share_of_the_encoders_gradient_scales_only_their_part():
+    """With early_exit_gradient a, the encoder's gradient is the last exit's plus a times the early
+    exits'; the exit heads themselves still get their whole gradient, and the values are unchanged."""
+    model = tiny_model(labels=2)
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    ids = torch.randint(1000, 2000, (2, 16))
+
+    def gradients(share: float, last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        model.zero_grad()
+        model.early_exit_gradient = share
+        _, logits = model.forward_all(ids, torch.ones_like(ids))
+        (logits[-1] if last_only else logits).pow(2).sum().backward()
+        return (model.encoder.layers[0].ffn.output.weight.grad.clone(),
+                model.encoder.layers[-1].attention.query.weight.grad.clone(),
+                model.exits[0].classifier.weight.grad.clone() if not last_only else None)
+
+    whole, last = gradients(1.0), gradients(1.0, last_only=True)
+    for share in (0.0, 0.25):
+        scaled = gradients(share)
+        for index in (0, 1):
+            torch.testing.assert_close(scaled[index], last[index] + share * (whole[index] - last[index]))
+        torch.testing.assert_close(scaled[2], whole[2])  # the head learns as before
+    assert not torch.equal(whole[0], last[0])  # the early exits did pull on the encoder
+
+
 @pytest.mark.parametrize("threshold,layers,pooler", [(math.inf, 1, None), (0.0, CONFIG.layers, None),
                                                     (math.inf, 1, "cls"), (0.0, CONFIG.layers, "cls")])
 def test_exit_flops_match_the_flop_counter(threshold, layers, pooler):
