@@ -930,7 +930,11 @@ def train_slender(assistant: str | Path, data: TaskData, out_dir: str | Path, co
     steps = target.steps(teacher.encoder.config, config.prune_steps)
     reached = [i for i in range(len(steps)) if (resume / f"pruned-{i + 1}" / "pruning.json").is_file()]
     if reached:
-        student = load_multi_exit(resume / f"pruned-{reached[-1] + 1}")[0].to(device)
+        student, _, pruned_info = load_multi_exit(resume / f"pruned-{reached[-1] + 1}")
+        if pruned_info.distilled_from_sha256 != info.distilled_from_sha256:
+            raise ResumeError(f"{resume} holds a model pruned from another assistant than {assistant}: "
+                              "remove it to prune this one")
+        student = student.to(device)
         pruning = json.loads((resume / f"pruned-{reached[-1] + 1}" / "pruning.json").read_text())
     else:
         student = load_multi_exit(assistant)[0].to(device)

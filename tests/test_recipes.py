@@ -18,17 +18,20 @@ import torch
 from conftest import import_script, toy_data, toy_task
 from safetensors.torch import load_file
 
+from edge_variator.exits import load_multi_exit, save_multi_exit
 from edge_variator.plugins import PluginSet, attach
 from edge_variator.task import checkpoint_sha256, load_task
 from edge_variator.train import (
     FinetuneConfig,
     PluginTrainConfig,
     ResumeError,
+    SlenderConfig,
     cache_backbone_states,
     finetune,
     plugin_distillation_loss,
     resume_dir,
     train_plugins,
+    train_slender,
 )
 
 
@@ -258,6 +261,20 @@ def test_a_checkpoint_from_other_settings_is_refused(tiny_bert_dir, tmp_path):
     kill_midway("finetune", tmp_path / "run", tiny_bert_dir, "finetune.pt")
     with pytest.raises(ResumeError, match="epochs"):
         finetune(toy_data(train=256), tmp_path / "run", config, model_dir=tiny_bert_dir, progress=False)
+
+
+def test_a_slender_stage_refuses_to_resume_a_model_pruned_from_another_assistant(toy_assistant, tmp_path):
+    """The assistant was trained again after the quarter began: its pruned widths are stale."""
+    kill_midway("slender", tmp_path / "run", toy_assistant, "between-2.pt")
+    model, tokenizer, info = load_multi_exit(toy_assistant)
+    with torch.no_grad():
+        model.exits[0].classifier.bias.add_(1.0)
+    save_multi_exit(model, tokenizer, info, tmp_path / "other")
+    config = SlenderConfig(epochs=1, repr_epochs=1, between_epochs=2, prune_steps=3, heads=1, neurons=16,
+                           embedding_rank=16, importance_batches=2, batch_size=16, lr=1e-2, max_length=32,
+                           checkpoint_seconds=0)
+    with pytest.raises(ResumeError, match="pruned from another assistant"):
+        train_slender(tmp_path / "other", toy_data(), tmp_path / "run", config, progress=False)
 
 
 def test_a_checkpoint_from_before_a_setting_existed_resumes_at_its_default(tiny_bert_dir, tmp_path):
