@@ -122,7 +122,8 @@ def cmd_slender_train(args: argparse.Namespace) -> None:
         metrics = train.train_slender(source, task, args.out, train.SlenderConfig(**loop, **widths))
     else:  # a fine-tuned teacher: train the full-width multi-exit assistant
         config = train.ExitTrainConfig(**loop, pooling=args.pooling, last_exit=args.last_exit,
-                                       warm_exits_epochs=args.warm_exits_epochs)
+                                       warm_exits_epochs=args.warm_exits_epochs,
+                                       early_exit_gradient=args.early_exit_gradient)
         metrics = train.train_multi_exit(source, task, args.out, config)
     print(train.exit_summary(metrics, args.out))
 
@@ -328,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     slender_train.add_argument("--warm-exits-epochs", type=int, default=0,
                                help="the assistant's fresh exits first train alone this many epochs, on the "
                                "frozen teacher's cached states, before the joint stage")
+    slender_train.add_argument("--early-exit-gradient", type=float, default=1.0,
+                               help="the share (0 to 1) of the assistant's early exits' gradients that "
+                               "reaches the encoder; below 1 they pull less on what the last exit reads")
     slender_eval = command(slender, "eval", cmd_slender_eval, "per-exit accuracy and early exit", True,
                            split=True)
     slender_eval.add_argument("checkpoint")

@@ -699,6 +699,12 @@ class ExitTrainConfig(LoopConfig):
     # the share of the early exits' gradients that reaches the encoder (MultiExitModel.early_exit_gradient)
     early_exit_gradient: float = 1.0
 
+    def __post_init__(self) -> None:  # refused here, not after a stage's first pass over the data
+        if not 0 <= self.early_exit_gradient <= 1:
+            raise ValueError(f"early_exit_gradient is a share, from 0 to 1, not {self.early_exit_gradient}")
+        if self.warm_exits_epochs < 0:
+            raise ValueError(f"warm_exits_epochs must be 0 or more, not {self.warm_exits_epochs}")
+
 
 @dataclass
 class SlenderConfig(ExitTrainConfig):
@@ -742,8 +748,6 @@ def _train_exits_stage(model: MultiExitModel, tokenizer: Tokenizer, data: TaskDa
     once rather than once per epoch); keeps the best mean dev accuracy over exits in out_dir.
     `fast` (default: every exit's parameters) train at config.exit_lr, the rest at `lr`."""
     history: list[dict] = []
-    if not 0 <= config.early_exit_gradient <= 1:
-        raise ValueError(f"early_exit_gradient is a share, from 0 to 1, not {config.early_exit_gradient}")
     model.early_exit_gradient = config.early_exit_gradient
 
     def batch_loss(batch: Batch, labels: torch.Tensor, indices: list[int]) -> torch.Tensor:

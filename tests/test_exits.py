@@ -208,6 +208,11 @@ def test_the_early_exits_share_of_the_encoders_gradient_scales_only_their_part()
             torch.testing.assert_close(scaled[index], last[index] + share * (whole[index] - last[index]))
         torch.testing.assert_close(scaled[2], whole[2])  # the head learns as before
     assert not torch.equal(whole[0], last[0])  # the early exits did pull on the encoder
+    for bad, message in [({"early_exit_gradient": 1.5}, "a share"),
+                         ({"early_exit_gradient": -0.1}, "a share"),
+                         ({"warm_exits_epochs": -1}, "0 or more")]:
+        with pytest.raises(ValueError, match=message):
+            ExitTrainConfig(**bad)
 
 
 @pytest.mark.parametrize("threshold,layers,pooler", [(math.inf, 1, None), (0.0, CONFIG.layers, None),
