@@ -32,17 +32,16 @@ from edge_variator.train import LAST_EXITS, ExitTrainConfig, train_multi_exit
 def parse_variant(variant: str) -> dict:
     """'teacher:3:0.25' -> the ExitTrainConfig settings it names; 'fresh' -> fresh, 0 and 1."""
     parts = variant.split(":")
-    defaults = ["", "0", "1"]
-    last_exit, warm, share = parts + defaults[len(parts):] if len(parts) <= 3 else defaults
     try:
+        if len(parts) > 3:
+            raise ValueError("at most three parts")
+        last_exit, warm, share = parts + ["0", "1"][len(parts) - 1:]
         settings = {"last_exit": last_exit, "warm_exits_epochs": int(warm),
                     "early_exit_gradient": float(share)}
-    except ValueError:
-        settings = {}
-    if (not settings or last_exit not in LAST_EXITS or settings["warm_exits_epochs"] < 0
-            or not 0 <= settings["early_exit_gradient"] <= 1):
-        raise ValueError(f"a variant is last_exit[:warm_exits_epochs[:early_exit_gradient]], last_exit one "
-                         f"of {LAST_EXITS}, the share from 0 to 1; not {variant!r}")
+        ExitTrainConfig(**settings)  # refuses what no assistant can train with
+    except ValueError as error:
+        raise ValueError(f"a variant is last_exit[:warm_exits_epochs[:early_exit_gradient]]; "
+                         f"not {variant!r}: {error}") from None
     return settings
 
 

@@ -700,6 +700,8 @@ class ExitTrainConfig(LoopConfig):
     early_exit_gradient: float = 1.0
 
     def __post_init__(self) -> None:  # refused here, not after a stage's first pass over the data
+        if self.last_exit not in LAST_EXITS:
+            raise ValueError(f"last_exit must be one of {LAST_EXITS}, not {self.last_exit!r}")
         if not 0 <= self.early_exit_gradient <= 1:
             raise ValueError(f"early_exit_gradient is a share, from 0 to 1, not {self.early_exit_gradient}")
         if self.warm_exits_epochs < 0:
@@ -795,8 +797,6 @@ def warm_exits(exits: torch.nn.ModuleList, inputs: torch.Tensor, targets: torch.
 def assistant_of(teacher: TaskModel | MultiExitModel, config: ExitTrainConfig) -> MultiExitModel:
     """The teacher's encoder (shared, not copied) with a fresh exit after every layer; with
     config.last_exit "teacher" the last one is the teacher's own head, so it answers as the teacher."""
-    if config.last_exit not in LAST_EXITS:
-        raise ValueError(f"last_exit must be one of {LAST_EXITS}, not {config.last_exit!r}")
     from_teacher = config.last_exit == "teacher"
     if from_teacher and not isinstance(teacher, TaskModel):
         raise ValueError("last_exit='teacher' needs a task model's head to start from, "
@@ -814,7 +814,7 @@ def train_multi_exit(teacher: str | Path, data: TaskData, out_dir: str | Path, c
     """The multi-exit teacher assistant: the teacher's encoder, full width, an exit after every
     layer, every exit distilled from the teacher's logits plus the labels (all weights train)."""
     teacher_model, tokenizer = _seeded_source(teacher, data, config)
-    model = assistant_of(teacher_model, config)  # refuses a bad last_exit before the teacher's logits
+    model = assistant_of(teacher_model, config)  # refuses a teacher without a head before its logits
     train = subsample(data.train, config)
     targets = logits_of(teacher_model, tokenizer, train)
     from_teacher = model.last_exit_pooler is not None
